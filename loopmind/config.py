@@ -1,0 +1,120 @@
+"""Typed settings: every path LoopMind uses comes from here.
+
+``LOOPMIND_HOME`` moves everything (database, vector index, caches, config) into one folder.
+Without it the platform's user directories are used (via platformdirs). Individual values
+can be overridden with ``LOOPMIND_<NAME>`` environment variables, e.g. ``LOOPMIND_WORKERS``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+APP_NAME = "loopmind"
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where LoopMind keeps its files and how it runs.
+
+    Attributes:
+        data_dir: database and vector index.
+        cache_dir: derived data that can be rebuilt (stretched audio, models in use).
+        config_dir: the user's configuration file.
+        workers: size of the analysis process pool.
+        max_duration_s: files longer than this are refused (bounded memory).
+        settle_s: the watcher waits until a file's size and mtime are unchanged this long.
+    """
+
+    data_dir: Path
+    cache_dir: Path
+    config_dir: Path
+    workers: int = field(default_factory=_default_workers)
+    max_duration_s: float = 30 * 60.0
+    settle_s: float = 0.25
+    analysis_sr: int = 22050
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "library.db"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.data_dir / "demo-library"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir / "models"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        """Build settings from ``LOOPMIND_*`` environment variables."""
+        env = os.environ if environ is None else environ
+        home = env.get("LOOPMIND_HOME")
+        if home:
+            root = Path(home).expanduser().absolute()
+            settings = cls(data_dir=root, cache_dir=root / "cache", config_dir=root)
+        else:
+            import platformdirs
+
+            settings = cls(
+                data_dir=Path(platformdirs.user_data_dir(APP_NAME)),
+                cache_dir=Path(platformdirs.user_cache_dir(APP_NAME)),
+                config_dir=Path(platformdirs.user_config_dir(APP_NAME)),
+            )
+        overrides: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"LOOPMIND_{f.name.upper()}")
+            if raw is None:
+                continue
+            if f.name.endswith("_dir"):
+                overrides[f.name] = Path(raw).expanduser().absolute()
+            elif f.name in ("workers", "analysis_sr"):
+                overrides[f.name] = max(1, int(raw))
+            else:
+                overrides[f.name] = float(raw)
+        return replace(settings, **overrides) if overrides else settings
+
+    def locations(self) -> dict[str, Path]:
+        """Named paths, as printed by ``loopmind locate``."""
+        return {
+            "data": self.data_dir,
+            "database": self.db_path,
+            "index": self.index_dir,
+            "cache": self.cache_dir,
+            "config": self.config_path,
+            "demo library": self.demo_dir,
+        }
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    global _settings
+    if _settings is None:
+        _settings = Settings.from_env()
+    return _settings
+
+
+def set_settings(settings: Settings | None) -> None:
+    """Replace the process-wide settings (tests and the CLI's explicit paths)."""
+    global _settings
+    _settings = settings

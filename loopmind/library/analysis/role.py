@@ -1,0 +1,304 @@
+"""Instrument role of a segment: kick, snare, hihat, ... from audio features and filename words.
+
+The audio part is a small model trained on the dev set (``benchmarks/train_role.py``): a fixed
+vector of cheap features (``role_features``) is standardized and fed to a multinomial logistic
+regression / small MLP whose parameters live in ``models/role.safetensors`` (weights only; the
+file is parsed here with numpy, so loading executes no code). When the file is missing or does
+not fit the feature vector, a few documented rules stand in (see ``_rule_scores``) and a warning
+is logged once.
+
+The audio probabilities are then combined with the role suggested by file and folder words
+(``name_role``), treating the words as an independent observation whose reliability is
+``name_confidence``: posterior ∝ p_audio(role) · p(words | role). Words in producers' packs are
+usually right, so a confident word wins unless the audio is very sure of something else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from loopmind.library.analysis.features import Spectrogram
+
+log = logging.getLogger(__name__)
+
+ROLES: tuple[str, ...] = (
+    "kick", "snare", "hihat", "cymbal", "tom", "clap", "perc", "drumloop",
+    "bass", "keys", "pad", "lead", "strings", "guitar", "vocal", "fx",
+)
+DRUM_ROLES = frozenset({"kick", "snare", "hihat", "cymbal", "tom", "clap", "perc"})
+MODEL_PATH = Path(__file__).resolve().parents[3] / "models" / "role.safetensors"
+
+# band edges in Hz for the energy-ratio features (kick fundamentals live below 120 Hz, snare
+# bodies 150-400 Hz, hats and cymbals above 4 kHz)
+_BAND_EDGES_HZ = (0.0, 60.0, 120.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 1e9)
+_N_MFCC = 20
+_ATTACK_S = 0.07          # the first 70 ms after the onset count as "attack"
+_ENV_HOP_S = 0.005        # fine envelope hop for attack/decay times
+_SILENCE_DB = -60.0       # below this (re peak) a frame is silence
+
+
+@dataclass
+class RoleEstimate:
+    """The role of one segment.
+
+    Attributes:
+        role: one of ``ROLES``.
+        confidence: probability of ``role`` in [0, 1] after combining audio and words.
+        scores: probability of every role (sums to 1).
+    """
+
+    role: str
+    confidence: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+# -- features ------------------------------------------------------------------------------
+
+def _dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Orthonormal DCT-II basis, shape (n_out, n_in) (as librosa's MFCC uses)."""
+    k = np.arange(n_out)[:, None]
+    n = np.arange(n_in)[None, :]
+    basis = np.cos(np.pi / n_in * (n + 0.5) * k) * np.sqrt(2.0 / n_in)
+    basis[0] /= np.sqrt(2.0)
+    return basis.astype(np.float32)
+
+
+_DCT = _dct_matrix(64, _N_MFCC)
+
+
+def _feature_names() -> list[str]:
+    names = ["log_duration", "log_attack", "log_decay6", "log_decay12", "log_decay24",
+             "log_decay40", "log_temporal_centroid", "sustain_frac", "crest_db", "env_std_db",
+             "log_onset_rate", "log_onsets", "late_energy_ratio", "env_periodicity"]
+    bands = [f"{int(a)}-{int(b) if b < 1e8 else 'top'}" for a, b in
+             zip(_BAND_EDGES_HZ[:-1], _BAND_EDGES_HZ[1:])]
+    names += [f"band_{b}" for b in bands]
+    names += [f"attack_band_{b}" for b in bands]
+    names += [f"body_band_{b}" for b in bands]
+    names += ["log_centroid", "log_centroid_attack", "log_centroid_body", "centroid_std",
+              "log_rolloff85", "log_rolloff15", "log_bandwidth", "flatness_db",
+              "flatness_body_db", "log_spectral_crest", "flux_mean", "spectral_stability",
+              "periodicity", "voiced_frac", "log_f0", "f0_std", "peak_conc", "log_peak_freq",
+              "low_glide", "centroid_glide"]
+    names += [f"mfcc{i}_mean" for i in range(1, _N_MFCC)]
+    names += [f"mfcc{i}_std" for i in range(1, _N_MFCC)]
+    return names
+
+
+FEATURE_NAMES: tuple[str, ...] = tuple(_feature_names())
+N_FEATURES = len(FEATURE_NAMES)
+
+
+def _log_time(t_s: float) -> float:
+    # 1 ms floor so that "no time at all" is a finite value
+    return float(np.log10(max(t_s, 1e-3)))
+
+
+def _fine_envelope(y: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
+    """RMS envelope in dB re its peak at ~5 ms resolution; returns (env_db, hop_s)."""
+    hop = max(16, int(round(sr * _ENV_HOP_S)))
+    n = len(y) // hop
+    if n < 1:
+        e = np.array([float(np.mean(y.astype(np.float64) ** 2))])
+    else:
+        e = np.mean(np.square(y[: n * hop].reshape(n, hop), dtype=np.float64), axis=1)
+    db = 10.0 * np.log10(np.maximum(e, 1e-12))
+    return db - db.max(), hop / sr
+
+
+def _first_below(x: np.ndarray, start: int, level: float) -> int:
+    idx = np.flatnonzero(x[start:] < level)
+    return start + int(idx[0]) if len(idx) else len(x)
+
+
+def _envelope_features(y: np.ndarray, sr: int, onset_env: np.ndarray,
+                       frame_rate: float) -> list[float]:
+    env, dt = _fine_envelope(y, sr)
+    active = np.flatnonzero(env > -40.0)
+    start, end = (int(active[0]), int(active[-1]) + 1) if len(active) else (0, len(env))
+    peak = int(np.argmax(env))
+    # smooth over ~20 ms so decay times are not fooled by single low-frequency periods
+    k = 4
+    smooth = np.convolve(env, np.ones(k) / k, mode="same") if len(env) > k else env
+    decays = [(_first_below(smooth, peak, -lvl) - peak) * dt for lvl in (6.0, 12.0, 24.0, 40.0)]
+    seg = env[start:end]
+    lin = 10.0 ** (seg / 10.0)
+    t = np.arange(len(seg)) * dt
+    tc = float((t * lin).sum() / max(lin.sum(), 1e-12))
+    # attack: from the first frame within 30 dB of the peak to the peak
+    first = int(np.flatnonzero(env > -30.0)[0])
+    attack = (peak - first) * dt + dt / 2
+    sustain = float(np.mean(seg > -12.0)) if len(seg) else 0.0
+    ys = y[start * int(round(dt * sr)): end * int(round(dt * sr))]
+    if len(ys) == 0:
+        ys = y
+    rms = float(np.sqrt(np.mean(np.square(ys, dtype=np.float64)))) + 1e-12
+    crest = 20.0 * np.log10(float(np.max(np.abs(ys))) / rms + 1e-12)
+    env_std = float(np.std(seg)) if len(seg) > 1 else 0.0
+    duration = (end - start) * dt
+    # onsets: local maxima of the spectral-flux envelope above 30 % of its maximum
+    o = onset_env
+    n_on = 0
+    periodicity = 0.0
+    if len(o) >= 3 and o.max() > 0:
+        thr = 0.3 * o.max()
+        peaks = (o[1:-1] > o[:-2]) & (o[1:-1] >= o[2:]) & (o[1:-1] > thr)
+        n_on = int(peaks.sum())
+        if len(o) >= 16:
+            # repetitiveness of the onset envelope (loops repeat, one-shots do not)
+            oc = o - o.mean()
+            ac = np.correlate(oc, oc, mode="full")[len(oc) - 1:]
+            if ac[0] > 0:
+                lo = max(2, int(0.1 * frame_rate))
+                periodicity = float(np.max(ac[lo:]) / ac[0]) if len(ac) > lo else 0.0
+    frames_s = len(o) / frame_rate
+    onset_rate = n_on / max(frames_s, 0.05)
+    half = len(lin) // 2
+    late = float(lin[half:].sum() / max(lin.sum(), 1e-12)) if len(lin) > 1 else 0.0
+    return [_log_time(duration), _log_time(attack)] + [_log_time(d) for d in decays] + [
+        _log_time(tc), sustain, crest, env_std, float(np.log10(1.0 + onset_rate)),
+        float(np.log10(1.0 + n_on)), late, periodicity]
+
+
+def _band_fracs(power_cols: np.ndarray, band_idx: list[slice]) -> list[float]:
+    if power_cols.shape[1] == 0:
+        return [-4.0] * len(band_idx)
+    p = power_cols.sum(axis=1)
+    tot = float(p.sum()) + 1e-20
+    return [float(np.log10(p[s].sum() / tot + 1e-4)) for s in band_idx]
+
+
+def _spectral_features(spec: Spectrogram) -> list[float]:
+    P = spec.power
+    freqs = spec.freqs
+    sr = spec.sr
+    e = P.sum(axis=0)
+    emax = float(e.max()) if e.size else 0.0
+    if emax <= 0:
+        return [0.0] * (N_FEATURES - 14)
+    active = e > emax * 10.0 ** (_SILENCE_DB / 10.0)
+    loud = e > emax * 1e-3  # within 30 dB of the loudest frame
+    idx_loud = np.flatnonzero(loud)
+    onset = int(idx_loud[0])
+    n_attack = max(1, int(round(_ATTACK_S * spec.frame_rate)))
+    attack_cols = np.arange(onset, min(onset + n_attack, P.shape[1]))
+    body_mask = loud.copy()
+    body_mask[: onset + n_attack] = False
+    band_idx = []
+    for lo, hi in zip(_BAND_EDGES_HZ[:-1], _BAND_EDGES_HZ[1:]):
+        a, b = np.searchsorted(freqs, [lo, hi])
+        band_idx.append(slice(int(a), int(max(b, a + 1))))
+    feats = _band_fracs(P[:, active], band_idx)
+    feats += _band_fracs(P[:, attack_cols], band_idx)
+    body = P[:, body_mask]
+    feats += _band_fracs(body, band_idx) if body.shape[1] else feats[-len(band_idx):]
+
+    logf = np.log10(np.maximum(freqs, 20.0))
+    Pl = P[:, loud]
+    el = e[loud]
+    w = el / el.sum()
+    cent_t = (logf[:, None] * Pl).sum(axis=0) / np.maximum(el, 1e-20)   # log-frequency centroid
+    cent = float((cent_t * w).sum())
+    cent_att = float(np.mean(cent_t[: min(n_attack, len(cent_t))]))
+    cent_body = float(np.mean(cent_t[n_attack:])) if len(cent_t) > n_attack else cent_att
+    cent_std = float(np.sqrt(((cent_t - cent) ** 2 * w).sum()))
+    mean_p = (Pl * w[None, :]).sum(axis=1)
+    cum = np.cumsum(mean_p)
+    cum /= max(cum[-1], 1e-20)
+    roll85 = float(logf[min(np.searchsorted(cum, 0.85), len(logf) - 1)])
+    roll15 = float(logf[min(np.searchsorted(cum, 0.15), len(logf) - 1)])
+    spread = float(np.sqrt((((logf - cent) ** 2) * mean_p).sum() / max(mean_p.sum(), 1e-20)))
+    # flatness over the band up to 10 kHz (above that, resampled sources are empty)
+    top = int(np.searchsorted(freqs, min(10000.0, sr / 2 * 0.95)))
+    Pb = Pl[1:top] + 1e-12
+    flat_t = np.exp(np.mean(np.log(Pb), axis=0)) / np.mean(Pb, axis=0)
+    flat = float(10 * np.log10((flat_t * w).sum() + 1e-12))
+    flat_body = float(10 * np.log10(np.mean(flat_t[n_attack:]) + 1e-12)) \
+        if len(flat_t) > n_attack else flat
+    M = np.sqrt(Pl[:top])
+    crest_t = M.max(axis=0) / np.maximum(M.mean(axis=0), 1e-20)
+    spec_crest = float(np.log10((crest_t * w).sum() + 1e-12))
+    # normalized spectral flux and frame-to-frame similarity (sustained tones are stable)
+    if M.shape[1] > 1:
+        Mn = M / np.maximum(np.linalg.norm(M, axis=0, keepdims=True), 1e-20)
+        sim = (Mn[:, 1:] * Mn[:, :-1]).sum(axis=0)
+        flux = float(np.mean(1.0 - sim))
+        stability = float(np.mean(sim[-min(len(sim), 40):]))
+    else:
+        flux, stability = 0.0, 0.0
+    # periodicity from the autocorrelation (inverse FFT of the power spectrum) of the loudest
+    # frames: pitched material has a strong peak at the period, noise and most drums do not
+    order = np.argsort(el)[::-1][:12]
+    ac = np.fft.irfft(Pl[:, order], axis=0)
+    ac0 = np.maximum(ac[0], 1e-20)
+    lag_lo, lag_hi = max(2, int(sr / 1500)), min(ac.shape[0] // 2, int(sr / 35))
+    r = ac[lag_lo:lag_hi] / ac0[None, :]
+    lags = np.argmax(r, axis=0)
+    rmax = r[lags, np.arange(r.shape[1])]
+    # the Hann window tapers long lags; undo that so low notes are not penalized
+    n_fft = spec.n_fft
+    lag_s = lags + lag_lo
+    taper = 1.0 - lag_s / n_fft * 1.5
+    rmax = np.clip(rmax / np.maximum(taper, 0.3), 0.0, 1.0)
+    period = float(np.mean(rmax))
+    voiced = rmax > 0.7
+    voiced_frac = float(np.mean(voiced))
+    f0s = np.log10(sr / lag_s)
+    log_f0 = float(np.median(f0s[voiced])) if voiced.any() else 1.5
+    f0_std = float(np.std(f0s[voiced])) if voiced.sum() > 1 else 0.0
+    # share of energy in the 20 strongest bins (tonal sounds concentrate energy in partials)
+    srt = np.sort(mean_p[:top])[::-1]
+    peak_conc = float(srt[:20].sum() / max(srt.sum(), 1e-20))
+    peak_freq = float(logf[int(np.argmax(mean_p[:top]))])
+    # pitch glide of the low band (kicks sweep down) and of the centroid
+    lo_top = int(np.searchsorted(freqs, 500.0))
+    lf = logf[1:lo_top]
+    L = P[1:lo_top]
+    att = L[:, attack_cols].sum(axis=1)
+    bod = L[:, body_mask].sum(axis=1) if body_mask.any() else att
+    lc_att = float((lf * att).sum() / max(att.sum(), 1e-20))
+    lc_bod = float((lf * bod).sum() / max(bod.sum(), 1e-20))
+    feats += [cent, cent_att, cent_body, cent_std, roll85, roll15, spread, flat, flat_body,
+              spec_crest, flux, stability, period, voiced_frac, log_f0, f0_std, peak_conc,
+              peak_freq, lc_att - lc_bod, cent_att - cent_body]
+    # MFCC-like: DCT of the log-mel spectrum relative to its maximum (gain-independent)
+    lm = spec.log_mel[:, loud]
+    lm = np.maximum(lm, lm.max() - 80.0) - lm.max()
+    cc = _DCT @ lm
+    feats += list((cc[1:] * w[None, :]).sum(axis=1) / 10.0)
+    feats += list(np.sqrt(((cc[1:] - (cc[1:] * w).sum(axis=1, keepdims=True)) ** 2 * w)
+                          .sum(axis=1)) / 10.0)
+    return feats
+
+
+def role_features(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None) -> np.ndarray:
+    """A fixed-length vector of cheap, gain-independent audio features for role classification.
+
+    Envelope (duration, attack, decay to -6/-12/-24/-40 dB, temporal centroid, crest, onset
+    rate, repetitiveness), band energy ratios (whole / attack / body), spectral shape (log
+    centroid, rolloff, spread, flatness, crest, flux, stability), pitchedness (autocorrelation
+    periodicity, f0), pitch glide, and 19 MFCC-like means and deviations.
+
+    Args:
+        y: mono signal, shape (n,).
+        sr: sample rate in Hz.
+        spec: the shared ``Spectrogram`` of ``y`` (made here if None).
+
+    Returns:
+        float32 array of shape (N_FEATURES,); all zeros for silence.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if spec is None:
+        spec = Spectrogram(y, sr)
+    if len(y) == 0 or not np.isfinite(y).all() or float(np.max(np.abs(y))) < 1e-6:
+        return np.zeros(N_FEATURES, dtype=np.float32)
+    feats = _envelope_features(y, sr, spec.onset_envelope, spec.frame_rate)
+    feats += _spectral_features(spec)
+    out = np.asarray(feats, dtype=np.float32)
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

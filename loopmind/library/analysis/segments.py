@@ -1,0 +1,107 @@
+"""Analysis of one decoded file: chop into segments, then tempo, key, loudness, role and tone
+for each, all from the one decoded array."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from loopmind.errors import AnalysisError
+
+DRUM_ROLES = frozenset({"kick", "snare", "hihat", "cymbal", "tom", "clap", "perc", "drumloop"})
+SILENCE_LUFS = -70.0
+
+
+@dataclass
+class SegmentResult:
+    """Everything analysis says about one segment (offsets in seconds into the file)."""
+
+    index: int
+    start_s: float
+    end_s: float
+    kind: str
+    bars: float | None
+    bpm: float | None
+    bpm_confidence: float
+    key: str | None
+    key_confidence: float
+    lufs: float | None
+    true_peak_db: float | None
+    role: str | None
+    role_confidence: float
+    tags: list[tuple[str, str]] = field(default_factory=list)  # (name, source)
+    embedding: np.ndarray | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None) -> list[SegmentResult]:
+    """Chop and analyze a decoded file.
+
+    Args:
+        decoded: a ``loopmind.library.audio.DecodedAudio``.
+        path: the file's path (its words are evidence for role, tempo, key and kind).
+        embed: optional hook ``embed(y, sr=..., spec=...) -> np.ndarray`` (the search
+            issue's embedder); None stores no embedding.
+
+    Raises:
+        AnalysisError: the file is silent.
+    """
+    from loopmind.library import chop as chopper
+    from loopmind.library.analysis import key as key_mod
+    from loopmind.library.analysis import role as role_mod
+    from loopmind.library.analysis import tempo as tempo_mod
+    from loopmind.library.analysis import tone as tone_mod
+    from loopmind.library.analysis.features import Spectrogram
+    from loopmind.library.names import parse_name
+
+    y, sr = decoded.y, decoded.sr
+    whole_lufs = decoded.loudness.integrated_lufs()
+    if whole_lufs <= SILENCE_LUFS or not np.any(np.abs(y) > 1e-5):
+        raise AnalysisError("silent: no audio above -70 LUFS")
+    hints = parse_name(os.fsdecode(path))
+    spec = Spectrogram(y, sr)
+    tempo = tempo_mod.estimate_tempo(y, sr=sr, spec=spec, bpm_hint=hints.bpm,
+                                     is_loop=True if hints.kind == "loop" else None)
+    spans = chopper.chop(y, sr=sr, spec=spec, tempo=tempo, kind_hint=hints.kind)
+    results: list[SegmentResult] = []
+    for i, span in enumerate(spans):
+        a = max(0, int(round(span.start_s * sr)))
+        b = min(len(y), int(round(span.end_s * sr)))
+        if len(spans) == 1 and a == 0 and b >= len(y) - 1:
+            ys, sspec = y, spec
+        else:
+            ys = y[a:b]
+            sspec = Spectrogram(ys, sr)
+        role = role_mod.classify_role(ys, sr=sr, spec=sspec, kind=span.kind,
+                                      name_role=hints.role,
+                                      name_confidence=hints.role_confidence)
+        if role.role in DRUM_ROLES:
+            key_est = key_mod.KeyEstimate(None, 0.0)
+        else:
+            key_est = key_mod.estimate_key(ys, sr=sr, spec=sspec)
+            if key_est.key is None and hints.key and role.role not in DRUM_ROLES:
+                key_est = key_mod.KeyEstimate(hints.key, 0.3)
+        if span.kind == "loop":
+            bpm, bpm_conf = tempo.bpm, tempo.confidence
+        else:
+            bpm, bpm_conf = (hints.bpm, 0.3) if hints.bpm_explicit else (None, 0.0)
+        tags = [(t, "analysis") for t in tone_mod.tone_tags(ys, sr=sr, spec=sspec,
+                                                             role=role.role)]
+        tags += [(t, "filename") for t in hints.tags]
+        lufs = decoded.loudness.integrated_lufs(span.start_s, span.end_s)
+        tp = decoded.loudness.true_peak_db(span.start_s, span.end_s)
+        emb = embed(ys, sr=sr, spec=sspec) if embed is not None else None
+        results.append(SegmentResult(
+            index=i, start_s=float(span.start_s), end_s=float(span.end_s), kind=span.kind,
+            bars=span.bars, bpm=None if bpm is None else round(float(bpm), 2),
+            bpm_confidence=round(float(bpm_conf), 3), key=key_est.key,
+            key_confidence=round(float(key_est.confidence), 3),
+            lufs=None if lufs <= -120 else round(float(lufs), 2), true_peak_db=round(float(tp), 2),
+            role=role.role, role_confidence=round(float(role.confidence), 3), tags=tags,
+            embedding=emb))
+    return results

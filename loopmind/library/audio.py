@@ -1,0 +1,287 @@
+"""The one decoder: every audio file LoopMind reads goes through ``decode``.
+
+soundfile (libsndfile >= 1.1) reads WAV, AIFF, FLAC, OGG/Vorbis/Opus and MP3. Anything else is
+handed to ffmpeg when it is installed, otherwise refused with a one-line error. Files are read
+in blocks, down-mixed and resampled block by block, so memory stays bounded whatever the
+channel count or sample rate; loudness is measured on the native-rate blocks on the way.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+
+from loopmind.errors import DecodeError, UnsupportedFormatError
+from loopmind.library.analysis.loudness import LoudnessMeter, LoudnessTrack
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
+)
+FFMPEG_EXTENSIONS = frozenset({".m4a", ".aac", ".wma", ".mp4", ".caf", ".w64"})
+BLOCK_FRAMES = 1 << 16
+ANALYSIS_SR = 22050
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file header says.
+
+    Attributes:
+        format: container, e.g. "WAV", "FLAC", "MP3".
+        subtype: sample encoding, e.g. "PCM_16".
+        sr: native sample rate in Hz.
+        channels: channel count.
+        frames: length in samples per channel.
+    """
+
+    format: str
+    subtype: str
+    sr: int
+    channels: int
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sr if self.sr else 0.0
+
+
+@dataclass
+class DecodedAudio:
+    """A decoded file: a mono analysis signal plus loudness measured at the native rate.
+
+    Attributes:
+        y: mono float32 signal at ``sr``, shape (n,).
+        sr: sample rate of ``y`` (the analysis rate).
+        info: the file's native properties.
+        loudness: per-100 ms loudness and true peak of the native signal.
+    """
+
+    y: np.ndarray
+    sr: int
+    info: AudioInfo
+    loudness: LoudnessTrack
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.y) / self.sr
+
+
+def is_audio_path(path: os.PathLike | str) -> bool:
+    """Whether the file name has an extension LoopMind tries to decode."""
+    ext = os.path.splitext(os.fsdecode(path))[1].lower()
+    return ext in AUDIO_EXTENSIONS or ext in FFMPEG_EXTENSIONS
+
+
+def _os_error(path: Path, exc: OSError) -> DecodeError:
+    if exc.errno == errno.EACCES:
+        return DecodeError("permission denied")
+    if exc.errno == errno.ELOOP:
+        return DecodeError("symlink loop")
+    if exc.errno == errno.ENOENT:
+        return DecodeError("file not found")
+    return DecodeError(exc.strerror or str(exc))
+
+
+def _check_readable(path: Path) -> int:
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    if st.st_size == 0:
+        raise DecodeError("empty file (0 bytes)")
+    if not head.strip(b"\x00"):
+        raise DecodeError("not audio: the file starts with zero bytes")
+    return st.st_size
+
+
+def probe(path: os.PathLike | str) -> AudioInfo:
+    """Read the header of an audio file.
+
+    Raises:
+        DecodeError: the file is unreadable, empty or not audio.
+        UnsupportedFormatError: the format is not one LoopMind decodes.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    _check_readable(path)
+    try:
+        i = sf.info(str(path))
+    except Exception as exc:  # noqa: BLE001 - libsndfile raises RuntimeError/LibsndfileError
+        if path.suffix.lower() in FFMPEG_EXTENSIONS or path.suffix.lower() not in AUDIO_EXTENSIONS:
+            return _ffmpeg_probe(path)
+        raise DecodeError(f"not a decodable audio file ({_sf_reason(exc)})") from None
+    if i.samplerate <= 0 or i.channels <= 0:
+        raise DecodeError("invalid header (no sample rate or channels)")
+    frames = int(i.frames)
+    if frames <= 0 or frames >= 2**62:
+        # MP3 and some truncated files report unknown/huge lengths: count while decoding
+        frames = max(frames, 0) if frames < 2**62 else 0
+    return AudioInfo(format=i.format, subtype=i.subtype or "", sr=int(i.samplerate),
+                     channels=int(i.channels), frames=frames)
+
+
+def _sf_reason(exc: Exception) -> str:
+    msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    if ":" in msg and "Error opening" in msg:
+        msg = msg.split(":", 1)[-1].strip() if msg.count(":") == 1 else msg.rsplit(":", 1)[-1].strip()
+    return msg[:160]
+
+
+def _resampler(sr_in: int, sr_out: int):
+    """A block resampler with state (polyphase FIR with carried-over context)."""
+    from scipy.signal import resample_poly
+
+    if sr_in == sr_out:
+        return lambda x, final=False: x
+    g = gcd(sr_in, sr_out)
+    up, down = sr_out // g, sr_in // g
+    if up > 64 or down > 64:
+        # unusual rate pair: approximate with a nearby ratio (<0.1 % tempo error is far below
+        # what analysis resolves)
+        from fractions import Fraction
+
+        fr = Fraction(sr_out, sr_in).limit_denominator(64)
+        up, down = fr.numerator, fr.denominator
+    ctx = 64 * down  # context samples carried between blocks (≥ filter half-length)
+    state = {"prev": np.zeros(0, dtype=np.float32), "emitted": 0, "consumed": 0}
+
+    def run(x: np.ndarray, final: bool = False) -> np.ndarray:
+        buf = np.concatenate([state["prev"], x])
+        state["consumed"] += len(x)
+        out = resample_poly(buf, up, down).astype(np.float32)
+        start_in = state["consumed"] - len(buf)  # input index of buf[0]
+        first_out = int(np.ceil(start_in * up / down))
+        total_out = state["consumed"] * up // down
+        # only emit outputs whose input neighbourhood is complete (or everything, at the end)
+        limit = total_out if final else max(0, (state["consumed"] - ctx) * up // down)
+        lo = state["emitted"] - first_out
+        hi = limit - first_out
+        chunk = out[max(lo, 0):max(hi, 0)]
+        state["emitted"] += len(chunk)
+        state["prev"] = buf[-(2 * ctx):] if len(buf) > 2 * ctx else buf
+        return chunk
+
+    return run
+
+
+def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
+           max_duration_s: float | None = None) -> DecodedAudio:
+    """Decode a file to a mono analysis signal and measure its loudness.
+
+    Args:
+        path: the audio file (only read, never written).
+        sr: sample rate of the returned signal in Hz.
+        max_duration_s: refuse files longer than this (checked from the header first).
+
+    Raises:
+        DecodeError: unreadable, corrupt, too long, or containing NaN/infinite samples.
+        UnsupportedFormatError: not a format LoopMind decodes (and no ffmpeg for it).
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    info = probe(path)
+    if info.format == "FFMPEG":
+        return _ffmpeg_decode(path, info, sr=sr, max_duration_s=max_duration_s)
+    if max_duration_s is not None and info.duration_s > max_duration_s:
+        raise DecodeError(f"too long: {info.duration_s / 60:.1f} min "
+                          f"(limit {max_duration_s / 60:.0f} min)")
+    meter_channels = min(info.channels, 2)
+    meter = LoudnessMeter(info.sr, meter_channels)
+    resample = _resampler(info.sr, sr)
+    pieces: list[np.ndarray] = []
+    n_read = 0
+    limit_frames = None if max_duration_s is None else int(max_duration_s * info.sr) + 1
+    try:
+        with sf.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    raise DecodeError("contains NaN or infinite samples")
+                n_read += len(block)
+                if limit_frames is not None and n_read > limit_frames:
+                    raise DecodeError(f"too long (more than {max_duration_s / 60:.0f} min)")
+                if block.shape[1] > 2:
+                    # fold many channels to stereo: odd channels left, even right
+                    block = np.stack([block[:, 0::2].mean(axis=1), block[:, 1::2].mean(axis=1)],
+                                     axis=1)
+                meter.feed(block)
+                pieces.append(resample(block.mean(axis=1)))
+    except DecodeError:
+        raise
+    except MemoryError:
+        raise DecodeError("out of memory while decoding") from None
+    except Exception as exc:  # noqa: BLE001 - libsndfile errors mid-stream (truncated data)
+        if n_read == 0:
+            raise DecodeError(f"corrupt audio data ({_sf_reason(exc)})") from None
+        # a truncated file: keep what decoded
+    pieces.append(resample(np.zeros(0, dtype=np.float32), final=True))
+    y = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+    if n_read == 0 or len(y) == 0:
+        raise DecodeError("no audio frames (empty or truncated file)")
+    info = AudioInfo(format=info.format, subtype=info.subtype, sr=info.sr,
+                     channels=info.channels, frames=n_read)
+    return DecodedAudio(y=np.ascontiguousarray(y, dtype=np.float32), sr=sr, info=info,
+                        loudness=meter.result())
+
+
+def load(path: os.PathLike | str, *, sr: int = ANALYSIS_SR) -> tuple[np.ndarray, int]:
+    """Mono float32 signal of a file at ``sr`` (a convenience over ``decode``)."""
+    d = decode(path, sr=sr)
+    return d.y, d.sr
+
+
+# -- ffmpeg, only if present ---------------------------------------------------------------
+
+def _ffmpeg() -> str | None:
+    return shutil.which("ffmpeg")
+
+
+def _ffmpeg_probe(path: Path) -> AudioInfo:
+    ext = path.suffix.lower() or "(no extension)"
+    if _ffmpeg() is None:
+        raise UnsupportedFormatError(
+            f"unsupported format {ext}: LoopMind reads WAV, AIFF, FLAC, OGG and MP3 "
+            "(install ffmpeg for other formats)")
+    return AudioInfo(format="FFMPEG", subtype="", sr=0, channels=0, frames=0)
+
+
+def _ffmpeg_decode(path: Path, info: AudioInfo, *, sr: int,
+                   max_duration_s: float | None) -> DecodedAudio:
+    native_sr = 44100
+    cmd = [_ffmpeg() or "ffmpeg", "-v", "error", "-nostdin", "-i", str(path),
+           "-f", "f32le", "-ac", "2", "-ar", str(native_sr)]
+    if max_duration_s is not None:
+        cmd += ["-t", str(max_duration_s + 1)]
+    cmd += ["-"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=600, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DecodeError(f"ffmpeg failed: {exc}") from None
+    if proc.returncode != 0 or not proc.stdout:
+        reason = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise UnsupportedFormatError(
+            f"ffmpeg could not decode it ({reason[-1][:120] if reason else 'no audio'})")
+    block = np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, 2)
+    if max_duration_s is not None and len(block) > max_duration_s * native_sr:
+        raise DecodeError(f"too long (more than {max_duration_s / 60:.0f} min)")
+    if not np.isfinite(block).all():
+        raise DecodeError("contains NaN or infinite samples")
+    meter = LoudnessMeter(native_sr, 2)
+    meter.feed(block)
+    from scipy.signal import resample_poly
+
+    g = gcd(native_sr, sr)
+    y = resample_poly(block.mean(axis=1), sr // g, native_sr // g).astype(np.float32)
+    info = AudioInfo(format=path.suffix.lstrip(".").upper(), subtype="ffmpeg", sr=native_sr,
+                     channels=2, frames=len(block))
+    return DecodedAudio(y=y, sr=sr, info=info, loudness=meter.result())

@@ -1,0 +1,203 @@
+"""Scanning watched folders into the library (used by ``loopmind add/scan``, the watcher and
+the app alike)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sqlmodel import select
+
+from loopmind.errors import LibraryError
+from loopmind.library import store
+from loopmind.library.db import Library
+from loopmind.library.models import ANALYSIS_VERSION, AudioFile, WatchedFolder
+from loopmind.library.pipeline import FileResult, Job, file_hash, resolve_folder, run_jobs
+from loopmind.library.scanner import Found, display_path, walk
+
+log = logging.getLogger(__name__)
+
+EventFn = Callable[[str, store.StoreOutcome], None]
+
+
+@dataclass
+class ScanReport:
+    """Counts of one scan, and the per-file errors it met."""
+
+    seen: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    failed: int = 0
+    missing: int = 0
+    segments: int = 0
+    audio_s: float = 0.0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Indexer:
+    """Runs the pipeline over folders or single files and stores the results.
+
+    Args:
+        library: the open library (its writer is used for every store).
+        workers: analysis processes (default: the settings' count, i.e. the cores).
+        on_event: called after each store with ("indexed" | "failed" | "moved" |
+            "unchanged" | "missing", outcome) -- the hook other parts react to.
+    """
+
+    def __init__(self, library: Library, *, workers: int | None = None,
+                 on_event: EventFn | None = None, embedder_name: str | None = None):
+        self.library = library
+        self.settings = library.settings
+        self.workers = workers or self.settings.workers
+        self.on_event = on_event
+        self.embedder_name = embedder_name
+
+    # -- folders -------------------------------------------------------------------------
+
+    def add_folder(self, folder: str | os.PathLike) -> str:
+        """Register a watched folder (it must exist and be a directory)."""
+        path = resolve_folder(folder)
+        if not os.path.isdir(path):
+            raise LibraryError(f"not a folder: {display_path(path)}")
+        with self.library.write() as session:
+            if session.exec(select(WatchedFolder).where(WatchedFolder.path == path)).first() is None:
+                session.add(WatchedFolder(path=path))
+        return path
+
+    def remove_folder(self, folder: str | os.PathLike) -> int:
+        """Stop watching a folder; its files leave the listings (rows kept as missing)."""
+        path = resolve_folder(folder)
+        with self.library.write() as session:
+            row = session.exec(select(WatchedFolder).where(WatchedFolder.path == path)).first()
+            if row is None:
+                raise LibraryError(f"not a watched folder: {display_path(path)}")
+            session.delete(row)
+        return store.mark_missing_under(self.library, path)
+
+    def folders(self) -> list[str]:
+        with self.library.session() as session:
+            return [f.path for f in session.exec(select(WatchedFolder)).all()]
+
+    # -- scanning ------------------------------------------------------------------------
+
+    def scan(self, folders: Iterable[str] | None = None, *,
+             progress: Callable[[int, int, FileResult | None], None] | None = None) -> ScanReport:
+        """Incrementally index folders (all watched folders by default).
+
+        Unchanged files (same size and mtime) are skipped; changed ones whose content hash is
+        the same only get their stat updated; files that vanished are marked missing; a new
+        path with the content of a vanished file is that file, moved.
+        """
+        report = ScanReport()
+        targets = [resolve_folder(f) for f in (folders if folders is not None else self.folders())]
+        with self.library.session() as session:
+            known = {os.fsdecode(r.path_bytes): r for r in session.exec(select(AudioFile)).all()}
+        found: list[Found] = []
+        for folder in targets:
+            if not os.path.isdir(folder):
+                report.warnings.append(f"folder not found: {display_path(folder)}")
+                report.missing += store.mark_missing_under(self.library, folder)
+                continue
+            found.extend(walk(folder))
+        report.seen = len(found)
+        on_disk = {f.path for f in found}
+        vanished = {p: r for p, r in known.items()
+                    if r.status != "missing" and p not in on_disk
+                    and any(p.startswith(t.rstrip(os.sep) + os.sep) for t in targets)}
+        by_size: dict[int, list[str]] = {}
+        for p, r in vanished.items():
+            by_size.setdefault(r.size, []).append(p)
+
+        jobs: list[Job] = []
+        for f in found:
+            if f.error:
+                self._emit(store.store_error(self.library, f.path, f.error), report)
+                continue
+            row = known.get(f.path)
+            if row is not None and row.status in ("ok", "error") and row.size == f.size \
+                    and row.mtime_ns == f.mtime_ns and row.analysis_version == ANALYSIS_VERSION:
+                report.unchanged += 1
+                continue
+            if row is None and f.size in by_size:
+                moved = self._try_move(f, by_size[f.size], vanished)
+                if moved:
+                    report.moved += 1
+                    continue
+            known_hash = None
+            if row is not None and row.status == "ok" and row.analysis_version == ANALYSIS_VERSION:
+                known_hash = row.content_hash
+            jobs.append(Job(f.path, known_hash))
+
+        total = len(jobs)
+        done = 0
+        if progress:
+            progress(0, total, None)
+
+        def on_result(res: FileResult) -> None:
+            nonlocal done
+            done += 1
+            outcome = store.store_result(self.library, res)
+            self._emit(outcome, report)
+            if res.duration_s and not res.error:
+                report.audio_s += res.duration_s
+            if progress:
+                progress(done, total, res)
+
+        run_jobs(jobs, workers=min(self.workers, max(1, total)), on_result=on_result,
+                 max_duration_s=self.settings.max_duration_s, sr=self.settings.analysis_sr,
+                 embedder_name=self.embedder_name)
+        gone = [p for p in vanished if p in vanished and not os.path.exists(p)]
+        report.missing += store.mark_missing(self.library, gone)
+        return report
+
+    def _try_move(self, f: Found, candidates: list[str], vanished: dict) -> bool:
+        try:
+            h = file_hash(f.path)
+        except OSError:
+            return False
+        for old in candidates:
+            row = vanished.get(old)
+            if row is not None and row.content_hash == h:
+                store.move(self.library, old, f.path)
+                vanished.pop(old, None)
+                candidates.remove(old)
+                if self.on_event:
+                    self.on_event("moved", store.StoreOutcome("moved", row.id, f.path))
+                return True
+        return False
+
+    def _emit(self, outcome: store.StoreOutcome, report: ScanReport) -> None:
+        if outcome.action == "failed":
+            report.failed += 1
+            report.errors.append((display_path(outcome.path), outcome.error or "error"))
+        elif outcome.action == "unchanged":
+            report.unchanged += 1
+        elif outcome.action == "moved":
+            report.moved += 1
+        else:
+            report.indexed += 1
+            report.segments += outcome.segments
+        if self.on_event:
+            self.on_event(outcome.action, outcome)
+
+    # -- single files (the watcher) ------------------------------------------------------
+
+    def index_file(self, path: str) -> store.StoreOutcome:
+        """Index one file now, in this process (the watcher's path: no pool start-up)."""
+        from loopmind.library.pipeline import process_file
+
+        with self.library.session() as session:
+            row = session.exec(select(AudioFile).where(
+                AudioFile.path_bytes == os.fsencode(path))).first()
+        known_hash = row.content_hash if row is not None and row.status == "ok" else None
+        res = process_file(path, known_hash=known_hash,
+                           max_duration_s=self.settings.max_duration_s,
+                           sr=self.settings.analysis_sr, embedder_name=self.embedder_name)
+        outcome = store.store_result(self.library, res)
+        if self.on_event:
+            self.on_event(outcome.action, outcome)
+        return outcome

@@ -1,0 +1,175 @@
+"""The indexing pipeline: discover → skip unchanged → decode → chop → analyze → embed → store.
+
+Decode, chop, analyze and embed run in worker processes (pure functions of a path); store runs
+in the calling process and is the only writer: one transaction per file, then an event. A bad
+file becomes a stored error and the batch goes on. Because every file is committed on its own,
+a scan killed at any moment and started again finishes with no duplicate and no missing rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from loopmind.errors import LoopMindError
+
+log = logging.getLogger(__name__)
+
+HASH_CHUNK = 1 << 20
+
+
+@dataclass
+class FileResult:
+    """What the worker stages produced for one file."""
+
+    path: str
+    size: int = 0
+    mtime_ns: int = 0
+    content_hash: str | None = None
+    format: str | None = None
+    subtype: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    duration_s: float | None = None
+    segments: list = field(default_factory=list)
+    error: str | None = None
+    unchanged: bool = False  # content hash equals the known one: nothing to re-analyze
+    elapsed_s: float = 0.0
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """Content hash (BLAKE2b-128, hex) of a file, read in 1 MiB chunks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def process_file(path: str, *, known_hash: str | None = None,
+                 max_duration_s: float | None = None, sr: int = 22050,
+                 embedder_name: str | None = None) -> FileResult:
+    """Run the worker stages for one file; never raises for a bad file.
+
+    Args:
+        path: the file (str; non-UTF-8 names are surrogate-escaped).
+        known_hash: the stored content hash; when equal, analysis is skipped.
+        max_duration_s: longer files are refused.
+        sr: analysis sample rate.
+        embedder_name: the embedder to run in the embed stage (None: no embedding yet).
+    """
+    from loopmind.library.analysis.segments import analyze_audio
+    from loopmind.library.audio import decode
+
+    t0 = time.perf_counter()
+    result = FileResult(path=path)
+    try:
+        st = os.stat(path)
+        result.size, result.mtime_ns = st.st_size, st.st_mtime_ns
+        result.content_hash = file_hash(path)
+        if known_hash is not None and result.content_hash == known_hash:
+            result.unchanged = True
+            return result
+        decoded = decode(path, sr=sr, max_duration_s=max_duration_s)
+        info = decoded.info
+        result.format, result.subtype = info.format, info.subtype
+        result.sample_rate, result.channels = info.sr, info.channels
+        result.duration_s = round(info.duration_s, 4)
+        embed = _embedder(embedder_name)
+        result.segments = analyze_audio(decoded, path=path, embed=embed)
+    except LoopMindError as exc:
+        result.error = _one_line(exc)
+    except PermissionError:
+        result.error = "permission denied"
+    except OSError as exc:
+        result.error = exc.strerror or _one_line(exc)
+    except MemoryError:
+        result.error = "out of memory"
+    except Exception as exc:  # noqa: BLE001 - an analyzer bug must not stop the batch
+        log.debug("analysis failed for %r", path, exc_info=True)
+        result.error = f"analysis failed ({type(exc).__name__}: {_one_line(exc)})"
+    finally:
+        result.elapsed_s = time.perf_counter() - t0
+    return result
+
+
+def _embedder(name: str | None):
+    """The embed stage's hook: filled by the search issue's embedders."""
+    if not name:
+        return None
+    from loopmind.index.embed import get_embedder  # type: ignore[attr-defined]
+
+    return get_embedder(name).embed
+
+
+@dataclass
+class Job:
+    path: str
+    known_hash: str | None = None
+
+
+ProgressFn = Callable[[FileResult], None]
+
+
+def run_jobs(jobs: Iterable[Job], *, workers: int, on_result: ProgressFn,
+             max_duration_s: float | None, sr: int, embedder_name: str | None = None) -> None:
+    """Process jobs in a pool of ``workers`` processes (inline when 1), calling ``on_result``
+    in this process for each file as it finishes. At most 2 × workers files are in flight,
+    so memory stays bounded."""
+    kwargs = dict(max_duration_s=max_duration_s, sr=sr, embedder_name=embedder_name)
+    if workers <= 1:
+        for job in jobs:
+            on_result(process_file(job.path, known_hash=job.known_hash, **kwargs))
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    pending: dict[Future, Job] = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        try:
+            it = iter(jobs)
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < 2 * workers:
+                    try:
+                        job = next(it)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    fut = pool.submit(process_file, job.path, known_hash=job.known_hash,
+                                      **kwargs)
+                    pending[fut] = job
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = pending.pop(fut)
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a worker died (OOM kill, ...)
+                        res = FileResult(path=job.path,
+                                         error=f"worker failed ({type(exc).__name__})")
+                    on_result(res)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def resolve_folder(folder: str | os.PathLike) -> str:
+    """Absolute, normalized folder path (symlinks kept as the user named them)."""
+    return os.path.normpath(os.path.abspath(os.fspath(folder)))
+
+
+def is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
