@@ -145,30 +145,39 @@ def _resampler(sr_in: int, sr_out: int):
         return lambda x, final=False: x
     g = gcd(sr_in, sr_out)
     up, down = sr_out // g, sr_in // g
-    if up > 64 or down > 64:
+    if up > 1000 or down > 1000:
         # unusual rate pair: approximate with a nearby ratio (<0.1 % tempo error is far below
         # what analysis resolves)
         from fractions import Fraction
 
-        fr = Fraction(sr_out, sr_in).limit_denominator(64)
+        fr = Fraction(sr_out, sr_in).limit_denominator(1000)
         up, down = fr.numerator, fr.denominator
-    ctx = 64 * down  # context samples carried between blocks (≥ filter half-length)
-    state = {"prev": np.zeros(0, dtype=np.float32), "emitted": 0, "consumed": 0}
+    # input samples the filter reaches on each side (resample_poly's default Kaiser FIR has
+    # 10 * max(up, down) taps on each side at the upsampled rate)
+    margin = -(-10 * max(up, down) // up) + 2
+    state = {"buf": np.zeros(0, dtype=np.float32), "start": 0, "emitted": 0}
 
     def run(x: np.ndarray, final: bool = False) -> np.ndarray:
-        buf = np.concatenate([state["prev"], x])
-        state["consumed"] += len(x)
-        out = resample_poly(buf, up, down).astype(np.float32)
-        start_in = state["consumed"] - len(buf)  # input index of buf[0]
-        first_out = int(np.ceil(start_in * up / down))
-        total_out = state["consumed"] * up // down
-        # only emit outputs whose input neighbourhood is complete (or everything, at the end)
-        limit = total_out if final else max(0, (state["consumed"] - ctx) * up // down)
-        lo = state["emitted"] - first_out
-        hi = limit - first_out
-        chunk = out[max(lo, 0):max(hi, 0)]
+        buf = np.concatenate([state["buf"], np.asarray(x, dtype=np.float32)])
+        start = state["start"]  # global input index of buf[0], a multiple of `down`
+        end = start + len(buf)
+        if final:
+            limit = -(-end * up // down)
+        else:
+            limit = max(state["emitted"], (end - margin) * up // down)
+        if limit <= state["emitted"] or len(buf) == 0:
+            state["buf"] = buf
+            return np.zeros(0, dtype=np.float32)
+        out = resample_poly(buf, up, down)
+        offset = start * up // down  # exact, since start is a multiple of down
+        chunk = out[state["emitted"] - offset: limit - offset].astype(np.float32)
         state["emitted"] += len(chunk)
-        state["prev"] = buf[-(2 * ctx):] if len(buf) > 2 * ctx else buf
+        # keep enough input before the next output for the filter's left side
+        keep_from = max(0, state["emitted"] * down // up - margin)
+        keep_from -= keep_from % down
+        keep_from = max(keep_from, start)
+        state["buf"] = buf[keep_from - start:]
+        state["start"] = keep_from
         return chunk
 
     return run

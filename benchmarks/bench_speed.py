@@ -1,0 +1,139 @@
+"""Indexing speed over the dev set: LoopMind's pipeline against a librosa baseline.
+
+Seconds of audio analyzed per wall-clock second, both with a pool of one process per core:
+  - ours: decode + chop + tempo + key + loudness + role + tone + store (the full pipeline
+    into a temporary library, as `loopmind add` runs it);
+  - baseline: librosa.load at 22,050 Hz + beat_track + chroma_cqt + mfcc per file. Its
+    workers are warmed up first (one call each) so numba's JIT compile time is NOT counted.
+Peak memory: the largest resident set of any worker process and of the main process.
+
+    python benchmarks/bench_speed.py [--limit N] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import labels, machine  # noqa: E402
+
+
+def _baseline_one(path: str) -> float:
+    import librosa
+
+    y, sr = librosa.load(path, sr=22050, mono=True)
+    librosa.beat.beat_track(y=y, sr=sr)
+    librosa.feature.chroma_cqt(y=y, sr=sr)
+    librosa.feature.mfcc(y=y, sr=sr)
+    return len(y) / sr
+
+
+def _warm(_: int) -> int:
+    import numpy as np
+
+    _baseline_one_array(np.random.default_rng(0).standard_normal(22050 * 2).astype("float32"))
+    return os.getpid()
+
+
+def _baseline_one_array(y) -> None:
+    import librosa
+
+    librosa.beat.beat_track(y=y, sr=22050)
+    librosa.feature.chroma_cqt(y=y, sr=22050)
+    librosa.feature.mfcc(y=y, sr=22050)
+
+
+def _maxrss_mb(who) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024.0
+
+
+def run_ours(paths: list[str], workers: int) -> dict:
+    from dataclasses import replace
+
+    from loopmind.config import Settings, set_settings
+    from loopmind.library import store
+    from loopmind.library.db import Library
+    from loopmind.library.pipeline import Job, run_jobs
+
+    with tempfile.TemporaryDirectory() as home:
+        settings = replace(Settings.from_env({"LOOPMIND_HOME": home}), workers=workers)
+        set_settings(settings)
+        lib = Library(settings)
+        audio_s = 0.0
+        failed = 0
+
+        def on_result(res):
+            nonlocal audio_s, failed
+            store.store_result(lib, res)
+            if res.error:
+                failed += 1
+            else:
+                audio_s += res.duration_s or 0.0
+
+        t0 = time.perf_counter()
+        run_jobs([Job(p) for p in paths], workers=workers, on_result=on_result,
+                 max_duration_s=settings.max_duration_s, sr=settings.analysis_sr)
+        wall = time.perf_counter() - t0
+        lib.close()
+    return {"audio_s": audio_s, "wall_s": wall, "failed": failed}
+
+
+def run_baseline(paths: list[str], workers: int) -> dict:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        list(pool.map(_warm, range(workers * 2)))  # compile numba once per worker
+        t0 = time.perf_counter()
+        audio_s = sum(pool.map(_baseline_one, paths, chunksize=4))
+        wall = time.perf_counter() - t0
+    return {"audio_s": audio_s, "wall_s": wall, "failed": 0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.md"))
+    args = ap.parse_args()
+    paths = sorted({r["abspath"] for r in labels() if r["task"] != "flp"})
+    if args.limit:
+        paths = paths[:: max(1, len(paths) // args.limit)][: args.limit]
+    ours = run_ours(paths, args.workers)
+    ours_rss = _maxrss_mb(resource.RUSAGE_CHILDREN)
+    main_rss = _maxrss_mb(resource.RUSAGE_SELF)
+    base = None if args.skip_baseline else run_baseline(paths, args.workers)
+    lines = [
+        "# Indexing speed on the dev set", "",
+        f"Machine: {machine()}; {len(paths)} files, pool of {args.workers} processes.", "",
+        "| pipeline | audio (min) | wall (s) | x real time | failed |",
+        "|---|---|---|---|---|",
+        f"| LoopMind (decode, chop, analyze, store) | {ours['audio_s'] / 60:.1f} | "
+        f"{ours['wall_s']:.1f} | {ours['audio_s'] / ours['wall_s']:.0f}x | {ours['failed']} |",
+    ]
+    if base:
+        lines.append(f"| librosa baseline (load 22 kHz + beat_track + chroma_cqt + mfcc) | "
+                     f"{base['audio_s'] / 60:.1f} | {base['wall_s']:.1f} | "
+                     f"{base['audio_s'] / base['wall_s']:.0f}x | - |")
+        ratio = (ours["audio_s"] / ours["wall_s"]) / (base["audio_s"] / base["wall_s"])
+        lines += ["", f"Ratio LoopMind / baseline: **{ratio:.1f}x** (baseline JIT warm-up "
+                  "excluded)."]
+    lines += ["", f"Peak memory: largest worker {ours_rss:.0f} MB, main process "
+              f"{main_rss:.0f} MB (ru_maxrss)."]
+    text = "\n".join(lines) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

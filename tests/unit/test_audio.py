@@ -1,0 +1,82 @@
+"""The decoder: formats, resampling, channel folding and its errors."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from loopmind.errors import DecodeError, UnsupportedFormatError
+from loopmind.library.audio import decode, probe
+
+
+def _tone(sr, seconds, channels=2, freq=440.0):
+    t = np.arange(int(sr * seconds)) / sr
+    y = 0.5 * np.sin(2 * np.pi * freq * t)
+    return np.repeat(y[:, None], channels, axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("ext,fmt,subtype", [
+    (".wav", "WAV", "PCM_16"), (".aiff", "AIFF", "PCM_24"), (".flac", "FLAC", "PCM_16"),
+    (".ogg", "OGG", "VORBIS"), (".mp3", "MP3", "MPEG_LAYER_III")])
+def test_formats_decode(tmp_path, ext, fmt, subtype):
+    path = tmp_path / f"tone{ext}"
+    sf.write(path, _tone(44100, 2.0), 44100, format=fmt, subtype=subtype)
+    d = decode(path)
+    assert d.sr == 22050
+    assert d.duration_s == pytest.approx(2.0, abs=0.06)
+    # the tone survives: its spectrum peaks at 440 Hz
+    spec = np.abs(np.fft.rfft(d.y[:16384]))
+    assert np.fft.rfftfreq(16384, 1 / 22050)[spec.argmax()] == pytest.approx(440, abs=3)
+    assert d.loudness.true_peak_db() == pytest.approx(-6.0, abs=0.6)
+
+
+def test_resampling_is_seamless_across_blocks(tmp_path):
+    sr = 48000
+    path = tmp_path / "long.wav"
+    sf.write(path, _tone(sr, 5.0, channels=1, freq=1000), sr, subtype="FLOAT")
+    d = decode(path)
+    assert len(d.y) == pytest.approx(5.0 * 22050, abs=2)
+    # no discontinuities at block joins: sample-to-sample steps stay small
+    steps = np.abs(np.diff(d.y[2000:-2000]))
+    assert steps.max() < 0.2
+
+
+def test_many_channels_high_rate(tmp_path):
+    path = tmp_path / "8ch.wav"
+    sr = 192000
+    y = np.tile(_tone(sr, 1.0, channels=1), (1, 8)) * 0.5
+    sf.write(path, y, sr, subtype="PCM_24")
+    d = decode(path)
+    assert d.info.channels == 8 and d.info.sr == sr
+    assert d.duration_s == pytest.approx(1.0, abs=0.01)
+
+
+def test_errors_are_one_line(tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(np.random.default_rng(440).bytes(5000))
+    for p in (empty, junk):
+        with pytest.raises(DecodeError) as ei:
+            decode(p)
+        assert "\n" not in str(ei.value)
+    nan = tmp_path / "nan.wav"
+    y = _tone(44100, 0.5)
+    y[100, 0] = np.nan
+    sf.write(nan, y, 44100, subtype="FLOAT")
+    with pytest.raises(DecodeError, match="NaN"):
+        decode(nan)
+
+
+def test_unsupported_extension_without_ffmpeg(tmp_path, monkeypatch):
+    monkeypatch.setattr("loopmind.library.audio._ffmpeg", lambda: None)
+    p = tmp_path / "song.m4a"
+    p.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))
+    with pytest.raises(UnsupportedFormatError, match="unsupported format .m4a"):
+        probe(p)
+
+
+def test_too_long_refused_from_header(tmp_path):
+    p = tmp_path / "long.wav"
+    sf.write(p, _tone(8000, 3.0, channels=1), 8000)
+    with pytest.raises(DecodeError, match="too long"):
+        decode(p, max_duration_s=1.0)

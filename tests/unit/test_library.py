@@ -1,0 +1,198 @@
+"""The library: scanning, incremental rescans, identity across moves, user values, read-only."""
+
+import hashlib
+import os
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from loopmind.config import get_settings
+from loopmind.library.db import Library
+from loopmind.library.indexer import Indexer
+from loopmind.library.queries import list_segments, set_user_values, status
+
+SR = 44100
+
+
+def drum_loop(bpm=120.0, bars=2, seed=440):
+    """Kick on every beat, hat on eighths: a bar-exact loop."""
+    rng = np.random.default_rng(seed)
+    beat = int(round(60.0 / bpm * SR))
+    n = beat * 4 * bars
+    y = np.zeros(n, dtype=np.float32)
+    t = np.arange(int(0.25 * SR)) / SR
+    kick = np.sin(2 * np.pi * (50 + 100 * np.exp(-t * 30)) * t) * np.exp(-t * 12)
+    hat = rng.standard_normal(int(0.04 * SR)) * np.exp(-np.arange(int(0.04 * SR)) / 200)
+    for b in range(4 * bars):
+        a = b * beat
+        seg = kick[: n - a]
+        y[a:a + len(seg)] += 0.8 * seg
+        h = a + beat // 2
+        if h < n:
+            seg = hat[: n - h]
+            y[h:h + len(seg)] += 0.2 * seg
+    return y
+
+
+def pad_tone(freq=220.0, seconds=4.0):
+    t = np.arange(int(seconds * SR)) / SR
+    y = sum(np.sin(2 * np.pi * freq * k * t) / k for k in (1, 2, 3, 4))
+    return (0.3 * y * np.minimum(1, t * 4) * np.minimum(1, (seconds - t) * 4)).astype(np.float32)
+
+
+def write(path, y, sr=SR):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y, sr)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "samples"
+    write(root / "Drums" / "beat_120bpm.wav", drum_loop(120, 2))
+    write(root / "Drums" / "beat_90bpm.wav", drum_loop(90, 1, seed=1))
+    write(root / "Pads" / "pad_A.wav", pad_tone(220.0))
+    return root
+
+
+def checksum_tree(root):
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            st = os.stat(p)
+            out[p] = (hashlib.sha256(open(p, "rb").read()).hexdigest(), st.st_mtime_ns,
+                      st.st_mode)
+    return out
+
+
+def test_locate_and_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOPMIND_HOME", str(tmp_path / "lm"))
+    from loopmind.config import Settings
+
+    s = Settings.from_env()
+    for p in s.locations().values():
+        assert str(p).startswith(str(tmp_path / "lm"))
+
+
+def test_open_migrates_wal():
+    lib = Library()
+    db = get_settings().db_path
+    con = sqlite3.connect(db)
+    assert con.execute("pragma journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+    assert {"watched_folder", "audio_file", "segment", "tag", "alembic_version"} <= tables
+    lib.close()
+    Library().close()  # reopening a current database is a no-op
+
+
+def test_scan_and_incremental_rescan(folder):
+    lib = Library()
+    idx = Indexer(lib, workers=1)
+    idx.add_folder(folder)
+    before = checksum_tree(folder)
+    r = idx.scan()
+    assert r.indexed == 3 and r.failed == 0, r.errors
+    rows = list_segments(lib)
+    assert len(rows) >= 3
+    loops = [x for x in rows if "beat_120bpm" in x["path"]]
+    assert loops[0]["bpm"] == pytest.approx(120, rel=0.02)
+    assert loops[0]["kind"] == "loop"
+    r2 = idx.scan()
+    assert r2.indexed == 0 and r2.unchanged == 3
+    # a touched file with the same content is not re-analyzed
+    p = folder / "Pads" / "pad_A.wav"
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))
+    r3 = idx.scan()
+    assert r3.unchanged == 3 and r3.indexed == 0
+    # the user's audio is only read
+    after = checksum_tree(folder)
+    assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
+    assert not [p for p in after if p not in before]
+
+
+def test_pool_scan(folder):
+    lib = Library()
+    idx = Indexer(lib, workers=2)
+    idx.add_folder(folder)
+    r = idx.scan()
+    assert r.indexed == 3 and r.failed == 0
+
+
+def test_move_keeps_identity_tags_and_user_values(folder):
+    lib = Library()
+    idx = Indexer(lib, workers=1)
+    idx.add_folder(folder)
+    idx.scan()
+    seg = [x for x in list_segments(lib) if "beat_120bpm" in x["path"]][0]
+    assert set_user_values(lib, seg["id"], bpm=121.0, role="drumloop", tags=["favourite"])
+    dst = folder / "Moved" / "renamed_groove.wav"
+    dst.parent.mkdir()
+    shutil.move(folder / "Drums" / "beat_120bpm.wav", dst)
+    r = idx.scan()
+    assert r.moved == 1 and r.indexed == 0
+    moved = [x for x in list_segments(lib) if "renamed_groove" in x["path"]]
+    assert len(moved) == 1
+    assert moved[0]["id"] == seg["id"] and moved[0]["file_id"] == seg["file_id"]
+    assert moved[0]["bpm"] == 121.0 and "favourite" in moved[0]["tags"]
+
+
+def test_reanalysis_keeps_user_values(folder):
+    lib = Library()
+    idx = Indexer(lib, workers=1)
+    idx.add_folder(folder)
+    idx.scan()
+    seg = [x for x in list_segments(lib) if "pad_A" in x["path"]][0]
+    set_user_values(lib, seg["id"], key="D minor", tags=["mine"])
+    # content changes: the file is re-analyzed, the user's values stay
+    write(folder / "Pads" / "pad_A.wav", pad_tone(246.94))
+    r = idx.scan()
+    assert r.indexed == 1
+    again = [x for x in list_segments(lib) if "pad_A" in x["path"]][0]
+    assert again["key"] == "D minor" and "mine" in again["tags"]
+
+
+def test_delete_and_readd(folder):
+    lib = Library()
+    idx = Indexer(lib, workers=1)
+    idx.add_folder(folder)
+    idx.scan()
+    seg = [x for x in list_segments(lib) if "beat_90bpm" in x["path"]][0]
+    set_user_values(lib, seg["id"], tags=["keeper"])
+    keep = (folder / "Drums" / "beat_90bpm.wav").read_bytes()
+    os.remove(folder / "Drums" / "beat_90bpm.wav")
+    r = idx.scan()
+    assert r.missing == 1
+    assert not [x for x in list_segments(lib) if "beat_90bpm" in x["path"]]
+    (folder / "Drums" / "beat_90bpm.wav").write_bytes(keep)
+    idx.scan()
+    back = [x for x in list_segments(lib) if "beat_90bpm" in x["path"]]
+    assert back and back[0]["file_id"] == seg["file_id"] and "keeper" in back[0]["tags"]
+
+
+def test_missing_folder_is_reported_not_fatal(folder, tmp_path):
+    lib = Library()
+    idx = Indexer(lib, workers=1)
+    idx.add_folder(folder)
+    idx.scan()
+    shutil.move(folder, tmp_path / "elsewhere")
+    r = idx.scan()
+    assert r.warnings and "folder not found" in r.warnings[0]
+    assert status(lib).segments == 0
+    shutil.move(tmp_path / "elsewhere", folder)
+    idx.scan()
+    assert status(lib).segments >= 3
+
+
+def test_indexer_lock_is_exclusive():
+    from loopmind.errors import LibraryError
+
+    lib = Library()
+    with lib.indexer_lock():
+        other = Library()
+        with pytest.raises(LibraryError, match="another LoopMind indexer"):
+            with other.indexer_lock():
+                pass
