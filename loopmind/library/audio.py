@@ -8,6 +8,7 @@ channel count or sample rate; loudness is measured on the native-rate blocks on 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -100,7 +101,63 @@ def _check_readable(path: Path) -> int:
         raise DecodeError("empty file (0 bytes)")
     if not head.strip(b"\x00"):
         raise DecodeError("not audio: the file starts with zero bytes")
+    if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
+        _check_wav_complete(path, st.st_size)
     return st.st_size
+
+
+def _check_wav_complete(path: Path, size: int) -> None:
+    """Refuse a WAV whose data chunk is shorter than its header says.
+
+    libsndfile silently clamps such a file to the data present, so a cut-off download would
+    otherwise look like a shorter sound. Streaming writers put 0 or 0xFFFFFFFF in the size
+    field; those mean "unknown" and pass.
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(12)
+            pos = 12
+            while pos + 8 <= size:
+                hdr = fh.read(8)
+                if len(hdr) < 8:
+                    return
+                cid, csize = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+                if cid == b"data":
+                    if csize in (0, 0xFFFFFFFF):
+                        return
+                    have = size - (pos + 8)
+                    if have < csize:
+                        raise DecodeError(
+                            f"truncated: the header promises {csize} bytes of audio, "
+                            f"the file holds {max(have, 0)}")
+                    return
+                pos += 8 + csize + (csize & 1)
+                fh.seek(pos)
+    except OSError:
+        return
+
+
+@contextlib.contextmanager
+def _quiet_stderr(active: bool):
+    """Mute file descriptor 2 (libmpg123 prints resync notes for broken MP3s)."""
+    if not active:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def probe(path: os.PathLike | str) -> AudioInfo:
@@ -112,10 +169,11 @@ def probe(path: os.PathLike | str) -> AudioInfo:
     """
     import soundfile as sf
 
-    path = Path(path)
+    path = Path(os.fsdecode(path))
     _check_readable(path)
     try:
-        i = sf.info(str(path))
+        with _quiet_stderr(path.suffix.lower() == ".mp3"):
+            i = sf.info(os.fsencode(path))
     except Exception as exc:  # noqa: BLE001 - libsndfile raises RuntimeError/LibsndfileError
         if path.suffix.lower() in FFMPEG_EXTENSIONS or path.suffix.lower() not in AUDIO_EXTENSIONS:
             return _ffmpeg_probe(path)
@@ -132,6 +190,9 @@ def probe(path: os.PathLike | str) -> AudioInfo:
 
 def _sf_reason(exc: Exception) -> str:
     msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    if "does not exist or is not a regular file" in msg:
+        # libsndfile's words when its MP3 reader finds no frame in an existing file
+        return "no valid audio frames found"
     if ":" in msg and "Error opening" in msg:
         msg = msg.split(":", 1)[-1].strip() if msg.count(":") == 1 else msg.rsplit(":", 1)[-1].strip()
     return msg[:160]
@@ -198,7 +259,7 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
     """
     import soundfile as sf
 
-    path = Path(path)
+    path = Path(os.fsdecode(path))
     info = probe(path)
     if info.format == "FFMPEG":
         return _ffmpeg_decode(path, info, sr=sr, max_duration_s=max_duration_s)
@@ -212,7 +273,7 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
     n_read = 0
     limit_frames = None if max_duration_s is None else int(max_duration_s * info.sr) + 1
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:
             for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
                 if not np.isfinite(block).all():
                     raise DecodeError("contains NaN or infinite samples")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loopmind.library.analysis.tempo import TempoEstimate, _onsets, beat_grid, loop_fit_confidence
+from loopmind.library.analysis.tempo import TempoEstimate, _onsets, beat_grid
 
 MAX_WHOLE_BARS = 8          # a loop up to this many bars stays whole
 MIN_LOOP_S = 0.9            # shorter than a bar at 250 BPM: a one-shot
@@ -50,7 +50,7 @@ def _normalize_hint(kind_hint: str | None) -> str | None:
     h = kind_hint.strip().lower().replace("-", "").replace("_", "").replace(" ", "")
     if h in ("loop", "loops", "groove", "beat", "break"):
         return "loop"
-    if h in ("oneshot", "oneshots", "shot", "hit", "hits", "oneshot"):
+    if h in ("oneshot", "oneshots", "shot", "hit", "hits"):
         return "oneshot"
     return None
 
@@ -89,13 +89,13 @@ def classify_kind(y: np.ndarray, *, sr: int, spec, tempo: TempoEstimate) -> tupl
     rms_db = 20 * np.log10(np.maximum(spec.rms, 1e-6))
     last_q = rms_db[3 * n // 4:] if n >= 4 else rms_db
     sustain = float(np.clip((last_q.max() - rms_db.max() + 30.0) / 20.0, 0.0, 1.0))
-    # whole number of beats: exact on the loop path; the free tempo is judged as in Font &
-    # Serra (1 at a whole number of beats, 0 half a beat off)
-    fit = 1.0 if tempo.method == "loop" else loop_fit_confidence(duration_s, tempo.bpm)
-    evidence = 0.45 * spread + 0.25 * sustain + 0.15 * fit + 0.15 * min(1.0, 2 * tempo.confidence)
-    if evidence >= 0.5:
-        return "loop", float(min(1.0, 0.5 + (evidence - 0.5)))
-    return "oneshot", float(min(1.0, 0.5 + (0.5 - evidence)))
+    # a rhythm: the tempo estimate's confidence already includes how periodic the onsets
+    # are; 0.2 or more is a clear beat, a one-shot with a few stray onsets stays near 0
+    rhythm = min(1.0, tempo.confidence / 0.2)
+    evidence = 0.4 * spread + 0.2 * sustain + 0.4 * rhythm
+    if evidence >= 0.6:
+        return "loop", float(min(1.0, 0.5 + (evidence - 0.6) * 1.25))
+    return "oneshot", float(min(1.0, 0.5 + (0.6 - evidence) / 1.2))
 
 
 def _whole_loop_bars(duration_s: float, tempo: TempoEstimate) -> float | None:
@@ -145,11 +145,14 @@ def _bar_segments(y: np.ndarray, *, sr: int, spec, bpm: float, duration_s: float
     _, downbeats = beat_grid(y, sr=sr, spec=spec, bpm=bpm)
     if len(downbeats) == 0:
         downbeats = np.arange(0.0, duration_s - bar_s * 0.5, bar_s)
-    # extend the detected bar lines to the end of the file at the tempo, so the last segment
-    # can end where the music does even if the tracker stopped a little early
-    last = downbeats[-1]
-    extra = last + bar_s * np.arange(1, int((duration_s - last) / bar_s) + 1)
-    bars = np.concatenate([downbeats, extra[extra <= duration_s + 0.02 * bar_s]])
+    # extend the detected bar lines at the tempo to both ends of the file, so segments can
+    # start and end where the music does even if the tracker started late or stopped early
+    # (a bar line up to 5 % of a bar before the file start is taken as the start)
+    first, last = downbeats[0], downbeats[-1]
+    before = first - bar_s * np.arange(int(first / bar_s + 0.05), 0, -1)
+    before = np.maximum(before[before >= -0.05 * bar_s], 0.0)
+    after = last + bar_s * np.arange(1, int((duration_s - last) / bar_s + 0.02) + 1)
+    bars = np.concatenate([before, downbeats, np.minimum(after, duration_s)])
     spans: list[Span] = []
     i = 0
     while i + 4 < len(bars):

@@ -96,10 +96,11 @@ class Watcher:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=5)
-            self._observer = None
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            if observer is not threading.current_thread():
+                observer.join(timeout=5)
 
     # -- our side: debounce and apply ----------------------------------------------------
 

@@ -59,7 +59,8 @@ def _drum_loop(*, sr: int = SR, bars: int = 2, bpm: float = 120.0) -> np.ndarray
     t = np.arange(int(0.3 * sr)) / sr
     kick = np.sin(2 * np.pi * (50 * t + 100 * 0.03 * (1 - np.exp(-t / 0.03)))) * np.exp(-t / 0.08)
     ts = np.arange(int(0.2 * sr)) / sr
-    snare = (rng.standard_normal(ts.size) * 0.6 + 0.4 * np.sin(2 * np.pi * 185 * ts)) * np.exp(-ts / 0.05)
+    snare = ((rng.standard_normal(ts.size) * 0.6 + 0.4 * np.sin(2 * np.pi * 185 * ts))
+             * np.exp(-ts / 0.05))
     th = np.arange(int(0.05 * sr)) / sr
     hat = np.diff(rng.standard_normal(th.size + 1)) * np.exp(-th / 0.01) * 0.3
     for b in range(4 * bars):

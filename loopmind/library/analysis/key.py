@@ -284,7 +284,8 @@ def parse_key(text: str | None) -> str | None:
     m = _KEY_RE.match(text)
     if not m:
         return None
-    letter, accidental, mode = m.group(1).upper(), (m.group(2) or "").strip(" -").lower(), m.group(3)
+    letter, mode = m.group(1).upper(), m.group(3)
+    accidental = (m.group(2) or "").strip(" -").lower()
     pc = _PITCH_CLASS[letter]
     if accidental in ("#", "♯", "sharp"):
         pc += 1
