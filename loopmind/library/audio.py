@@ -216,6 +216,12 @@ def _resampler(sr_in: int, sr_out: int):
     # input samples the filter reaches on each side (resample_poly's default Kaiser FIR has
     # 10 * max(up, down) taps on each side at the upsampled rate)
     margin = -(-10 * max(up, down) // up) + 2
+    # design the filter once (resample_poly would redesign it for every block)
+    from scipy.signal import firwin
+
+    max_rate = max(up, down)
+    taps = firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0)).astype(
+        np.float32)
     state = {"buf": np.zeros(0, dtype=np.float32), "start": 0, "emitted": 0}
 
     def run(x: np.ndarray, final: bool = False) -> np.ndarray:
@@ -229,7 +235,7 @@ def _resampler(sr_in: int, sr_out: int):
         if limit <= state["emitted"] or len(buf) == 0:
             state["buf"] = buf
             return np.zeros(0, dtype=np.float32)
-        out = resample_poly(buf, up, down)
+        out = resample_poly(buf, up, down, window=taps)
         offset = start * up // down  # exact, since start is a multiple of down
         chunk = out[state["emitted"] - offset: limit - offset].astype(np.float32)
         state["emitted"] += len(chunk)
@@ -274,8 +280,10 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
     limit_frames = None if max_duration_s is None else int(max_duration_s * info.sr) + 1
     try:
         with sf.SoundFile(os.fsencode(path)) as f:
+            # only floating-point files can hold NaN or infinity
+            check_finite = info.subtype in ("FLOAT", "DOUBLE", "VORBIS", "OPUS", "")
             for block in f.blocks(blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
-                if not np.isfinite(block).all():
+                if check_finite and not np.isfinite(block.sum(dtype=np.float64)):
                     raise DecodeError("contains NaN or infinite samples")
                 n_read += len(block)
                 if limit_frames is not None and n_read > limit_frames:
@@ -285,7 +293,9 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
                     block = np.stack([block[:, 0::2].mean(axis=1), block[:, 1::2].mean(axis=1)],
                                      axis=1)
                 meter.feed(block)
-                pieces.append(resample(block.mean(axis=1)))
+                mono = block[:, 0] if block.shape[1] == 1 else \
+                    (block[:, 0] + block[:, 1]) * np.float32(0.5)
+                pieces.append(resample(mono))
     except DecodeError:
         raise
     except MemoryError:

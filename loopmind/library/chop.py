@@ -60,8 +60,8 @@ def classify_kind(y: np.ndarray, *, sr: int, spec, tempo: TempoEstimate) -> tupl
 
     A loop has a tempo, keeps sounding to its end, and has onsets spread over its length; a
     one-shot is one event (a hit, a note, a sustained tone or an effect) that starts at the
-    beginning and then decays or holds. Thresholds (documented in the code) are round numbers,
-    not fitted.
+    beginning and then decays or holds. Thresholds (documented in the code) are round numbers
+    chosen after looking at the DEV set's loops and one-shots, not searched.
 
     Args:
         y: mono signal, shape (n,).
@@ -120,8 +120,9 @@ def chop(y: np.ndarray, *, sr: int, spec, tempo: TempoEstimate,
         kind_hint: "loop" or "one shot"/"hit" from the file name, or None.
 
     Returns:
-        Spans in file order. Material before the first detected downbeat of a long file (a
-        pickup or an intro without beats) and a tail shorter than 4 bars are dropped.
+        Spans in file order. A long file's bar lines are the detected downbeats, extended at
+        the tempo towards both ends; material before the first bar line (a pickup shorter
+        than a bar) and a tail shorter than 4 bars are dropped.
     """
     duration_s = len(y) / float(sr)
     hint = _normalize_hint(kind_hint)

@@ -54,3 +54,19 @@ def test_segment_loudness_and_silence():
     ref = pyln.Meter(sr).integrated_loudness(y[sr * 2:])
     assert loud == pytest.approx(ref, abs=0.2)
     assert tr.true_peak_db(2.0, 4.0) == pytest.approx(20 * np.log10(0.5), abs=0.2)
+
+
+def test_true_peak_shortcut_matches_full_oversampling():
+    from scipy.signal import resample_poly
+
+    rng = np.random.default_rng(440)
+    sr = 44100
+    for trial in range(5):
+        # drum-like bursts: decaying filtered noise at random places
+        y = np.zeros(sr * 2, dtype=np.float32)
+        for start in rng.integers(0, sr * 2 - 4000, size=12):
+            burst = rng.standard_normal(4000) * np.exp(-np.arange(4000) / 600)
+            y[start:start + 4000] += burst.astype(np.float32)
+        y /= np.abs(y).max()
+        full = 20 * np.log10(np.abs(resample_poly(y, 4, 1)).max())
+        assert measure(y, sr).true_peak_db() == pytest.approx(full, abs=0.3)

@@ -38,6 +38,9 @@ MODEL_PATH = Path(__file__).resolve().parents[3] / "models" / "role.safetensors"
 # bodies 150-400 Hz, hats and cymbals above 4 kHz)
 _BAND_EDGES_HZ = (0.0, 60.0, 120.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 1e9)
 _N_MFCC = 20
+# bands whose decays are measured separately: a kick's low band rings while its click dies,
+# a cymbal's top band outlasts everything, a snare's wires decay faster than its shell
+_DECAY_EDGES_HZ = (0.0, 150.0, 800.0, 4000.0, 1e9)
 _ATTACK_S = 0.07          # the first 70 ms after the onset count as "attack"
 _ENV_HOP_S = 0.005        # fine envelope hop for attack/decay times
 _SILENCE_DB = -60.0       # below this (re peak) a frame is silence
@@ -86,12 +89,15 @@ def _feature_names() -> list[str]:
               "flatness_body_db", "log_spectral_crest", "flux_mean", "spectral_stability",
               "periodicity", "voiced_frac", "log_f0", "f0_std", "peak_conc", "log_peak_freq",
               "low_glide", "centroid_glide"]
+    for b in ("low", "lowmid", "highmid", "high"):
+        names += [f"{b}_log_decay20", f"{b}_log_decay10", f"{b}_log_peak_delay"]
     names += [f"mfcc{i}_mean" for i in range(1, _N_MFCC)]
     names += [f"mfcc{i}_std" for i in range(1, _N_MFCC)]
     return names
 
 
 FEATURE_NAMES: tuple[str, ...] = tuple(_feature_names())
+_N_ENVELOPE = 14
 N_FEATURES = len(FEATURE_NAMES)
 
 
@@ -174,6 +180,26 @@ def _band_fracs(power_cols: np.ndarray, band_idx: list[slice]) -> list[float]:
     return [float(np.log10(p[s].sum() / tot + 1e-4)) for s in band_idx]
 
 
+def _band_decays(P: np.ndarray, freqs: np.ndarray, e: np.ndarray, emax: float, onset: int,
+                 frame_rate: float) -> list[float]:
+    """Per band: log time from the band's peak to -20 and -10 dB, and log delay of its peak."""
+    out: list[float] = []
+    for lo, hi in zip(_DECAY_EDGES_HZ[:-1], _DECAY_EDGES_HZ[1:]):
+        a, b = np.searchsorted(freqs, [lo, hi])
+        band = P[a:b].sum(axis=0)
+        bmax = float(band.max()) if band.size else 0.0
+        if bmax <= emax * 1e-6:  # band empty (more than 60 dB down): values of "no ring"
+            out += [-2.0, -2.0, -2.0]
+            continue
+        db = 10.0 * np.log10(np.maximum(band, 1e-20) / bmax)
+        pk = int(np.argmax(band))
+        d20 = (_first_below(db, pk, -20.0) - pk) / frame_rate
+        d10 = (_first_below(db, pk, -10.0) - pk) / frame_rate
+        out += [float(np.log10(max(d20, 1e-2))), float(np.log10(max(d10, 1e-2))),
+                float(np.log10(max(pk - onset, 0) / frame_rate + 1e-2))]
+    return out
+
+
 def _spectral_features(spec: Spectrogram) -> list[float]:
     P = spec.power
     freqs = spec.freqs
@@ -181,7 +207,7 @@ def _spectral_features(spec: Spectrogram) -> list[float]:
     e = P.sum(axis=0)
     emax = float(e.max()) if e.size else 0.0
     if emax <= 0:
-        return [0.0] * (N_FEATURES - 14)
+        return [0.0] * (N_FEATURES - _N_ENVELOPE)
     active = e > emax * 10.0 ** (_SILENCE_DB / 10.0)
     loud = e > emax * 1e-3  # within 30 dB of the loudest frame
     idx_loud = np.flatnonzero(loud)
@@ -264,6 +290,7 @@ def _spectral_features(spec: Spectrogram) -> list[float]:
     bod = L[:, body_mask].sum(axis=1) if body_mask.any() else att
     lc_att = float((lf * att).sum() / max(att.sum(), 1e-20))
     lc_bod = float((lf * bod).sum() / max(bod.sum(), 1e-20))
+    feats += _band_decays(P, freqs, e, emax, onset, spec.frame_rate)
     feats += [cent, cent_att, cent_body, cent_std, roll85, roll15, spread, flat, flat_body,
               spec_crest, flux, stability, period, voiced_frac, log_f0, f0_std, peak_conc,
               peak_freq, lc_att - lc_bod, cent_att - cent_body]

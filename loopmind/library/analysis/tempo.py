@@ -9,7 +9,9 @@ Two paths share one scoring model:
   periodic with the loop's length, so its Fourier series has exact harmonics ``m / duration_s``
   and each candidate is judged on those harmonics.
 * **Onset path.** For material that is not a bar-exact loop (songs, long stems, odd cuts), a
-  comb over the onset autocorrelation scores a fine log-spaced BPM grid.
+  comb over the onset autocorrelation scores a fine log-spaced BPM grid; for pieces of 8 bars
+  or more, half/double is then re-decided by scoring 4-bar windows starting on tracked beats
+  with the loop model.
 
 Both paths pick the metrical level (half/double) with the same few pieces of evidence:
 
@@ -286,7 +288,9 @@ def _bar_window_level(y, sr, spec, ons: _Onsets, bpm: float, bpm_hint: float | N
     So windows of 16 beats (at ``bpm``) start on tracked beats, in each of the 4 rotations of
     the bar, and each is scored as a loop at half, same and double tempo. A level's score is
     its best rotation's total: the rotation that starts windows on bar lines carries the
-    backbeat evidence, and (for a backbeat on 2 and 4) no rotation fakes it at another level.
+    backbeat evidence. Known limit: when ``bpm`` is already double the true tempo, windows
+    starting on off-beats see the snare on odd (double-time) beats too, so a slow song can
+    keep its double reading.
 
     Returns:
         (bpm, agreement): the chosen tempo and the share of windows that preferred it.
@@ -393,7 +397,7 @@ def estimate_tempo(y: np.ndarray, *, sr: int, spec=None, bpm_hint: float | None 
         onset_quality = float(np.clip(periodic[i], 0.0, 1.0))
         conf = _posterior_near(grid, post, value) * min(1.0, onset_quality / 0.3)
         value, agree = _bar_window_level(y, sr, spec, ons, value, bpm_hint)
-        onset_est = TempoEstimate(value, conf * agree, None, "onset")
+        onset_est = TempoEstimate(float(value), float(conf * agree), None, "onset")
 
     if is_loop:
         return loop_est or TempoEstimate(None, 0.0)
@@ -472,12 +476,25 @@ def beat_grid(y: np.ndarray, *, sr: int, spec, bpm: float, tightness: float = 10
     beats = _dp_beats(o, period, tightness)
     if len(beats) == 0:
         return np.zeros(0), np.zeros(0)
-    beat_t = beats / fr
+    beat_t = _subframe(o, beats) / fr
     if not downbeats:
         return beat_t, np.zeros(0)
     phase = _downbeat_phase(spec, ons, beats)
     down_t = beat_t[phase::4]
     return beat_t, down_t
+
+
+def _subframe(o: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Frame positions refined to the parabolic peak of the onset signal (within +-0.5)."""
+    f = frames.astype(np.float64)
+    inner = (frames > 0) & (frames < len(o) - 1)
+    i = frames[inner]
+    a, b, c = o[i - 1], o[i], o[i + 1]
+    den = a - 2 * b + c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(den < 0, 0.5 * (a - c) / den, 0.0)
+    f[inner] += np.clip(d, -0.5, 0.5)
+    return f
 
 
 def _dp_beats(o: np.ndarray, period: float, tightness: float) -> np.ndarray:
@@ -510,7 +527,7 @@ def _dp_beats(o: np.ndarray, period: float, tightness: float) -> np.ndarray:
     beats = np.array(path[::-1], dtype=np.int64)
     # drop leading and trailing beats that sit on near-silence
     if len(beats):
-        strong = local[beats] > 0.1 * np.median(local[beats] + 1e-9)
+        strong = local[beats] > 0.3 * np.median(local[beats] + 1e-9)
         if strong.any():
             first, last = np.flatnonzero(strong)[[0, -1]]
             beats = beats[first:last + 1]
