@@ -4,8 +4,8 @@ Run from the repository root (needs the ``bench`` extras and the built eval set)
 
     PYTHONPATH=. python benchmarks/bench_tempo.py [--limit N] [--no-peers]
 
-Reads the ``bpm`` rows of ``../shared/eval/labels.csv`` (audio in ``../eval-data``, or
-``--labels`` / ``--audio``), writes ``benchmarks/results/tempo.md``.
+Reads the ``bpm`` rows of the DEV labels through ``benchmarks.common`` (``LOOPMIND_EVAL_LABELS``
+and ``LOOPMIND_EVAL_DATA`` move them), writes ``benchmarks/results/tempo.md``.
 
 Measures:
 * Acc1: estimate within 4 % of the truth; Acc2: within 4 % of truth x1, x2, x1/2, x3 or x1/3.
@@ -34,10 +34,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
-import datetime as _dt  # noqa: E402
 import hashlib  # noqa: E402
-import platform  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -48,6 +45,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import labels, machine  # noqa: E402
 from loopmind.library.analysis import tempo as T  # noqa: E402
 from loopmind.library.analysis.features import Spectrogram  # noqa: E402
 from loopmind.library.audio import decode  # noqa: E402
@@ -64,18 +62,6 @@ def acc(est: float | None, truth: float) -> tuple[bool, bool]:
     return abs(q - 1) < 0.04, any(abs(q / f - 1) < 0.04 for f in FACTORS)
 
 
-def machine() -> str:
-    cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores (nproc), {cpu}, Python {platform.python_version()}"
-
-
 def group_of(source: str) -> str:
     return re.split(r" bar", source)[0]
 
@@ -87,14 +73,12 @@ def drummer_half(source: str) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--labels", default=str(ROOT.parent / "shared/eval/labels.csv"))
-    ap.add_argument("--audio", default=str(ROOT.parent / "eval-data"))
     ap.add_argument("--limit", type=int, default=None, help="first N loops only")
     ap.add_argument("--no-peers", action="store_true", help="skip essentia and librosa")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/tempo.md"))
     args = ap.parse_args()
 
-    rows = [r for r in csv.DictReader(open(args.labels)) if r["task"] == "bpm"]
+    rows = labels("bpm")
     if args.limit:
         rows = rows[: args.limit]
     print(f"{len(rows)} loops", file=sys.stderr)
@@ -103,7 +87,7 @@ def main() -> int:
     t_dec = 0.0
     for r in rows:
         t0 = time.perf_counter()
-        d = decode(Path(args.audio) / r["path"], sr=SR)
+        d = decode(r["abspath"], sr=SR)
         t_dec += time.perf_counter() - t0
         items.append((r, d.y))
     audio_s = sum(len(y) for _, y in items) / SR
@@ -185,7 +169,7 @@ def main() -> int:
         res = []
         t_peer = 0.0
         for r, _ in items:
-            y44 = decode(Path(args.audio) / r["path"], sr=44100).y
+            y44 = decode(r["abspath"], sr=44100).y
             t0 = time.perf_counter()
             bpm = float(ex(y44)[0])
             t_peer += time.perf_counter() - t0
@@ -286,7 +270,7 @@ def main() -> int:
     lines = [
         "# Tempo estimation (DEV loops)",
         "",
-        f"Measured {_dt.date.today().isoformat()} on {machine()} by `benchmarks/bench_tempo.py`"
+        f"Measured on {machine()} by `benchmarks/bench_tempo.py`"
         f"{' --limit ' + str(args.limit) if args.limit else ''}; "
         f"{len(items)} loops ({audio_s:.0f} s of audio) from the `bpm` rows of "
         "`shared/eval/labels.csv`: bar-exact 4/4 drum grooves of 1, 2 and 4 bars (Groove MIDI "
@@ -343,9 +327,12 @@ def main() -> int:
         "| split | half 0 | half 1 |",
         "|---|---|---|",
     ]
+    def mean_or_na(a: np.ndarray) -> str:
+        return f"{a.mean():.3f}" if len(a) else "n/a"
+
     for name, h in halves.items():
-        lines.append(f"| {name} | {base[h == 0].mean():.3f} (n={int((h == 0).sum())}) | "
-                     f"{base[h == 1].mean():.3f} (n={int((h == 1).sum())}) |")
+        lines.append(f"| {name} | {mean_or_na(base[h == 0])} (n={int((h == 0).sum())}) | "
+                     f"{mean_or_na(base[h == 1])} (n={int((h == 1).sum())}) |")
     lines += ["", "Cross-validated: the 3 main weights (prior spread, periodicity, backbeat) "
               f"chosen from a {len(grid)}-point grid on one half, Acc1 measured on the other:", "",
               "| split | chosen on half | (PRIOR_OCTAVES, W_PERIODIC, W_BACKBEAT) | "

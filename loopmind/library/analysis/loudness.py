@@ -47,17 +47,18 @@ def k_weighting_sos(sr: int) -> np.ndarray:
     return np.array([b_shelf + a_shelf, b_hp + a_hp], dtype=np.float64)
 
 
-def _true_peak_filter(oversample: int = 4, taps_per_phase: int = 12) -> np.ndarray:
+def _true_peak_filter(oversample: int = 4, taps_per_phase: int = 32) -> np.ndarray:
     """Polyphase interpolation filter, shape (oversample, taps_per_phase).
 
-    A 48-tap windowed-sinc low-pass as suggested by BS.1770-4 Annex 2; phase 0 reproduces the
-    original samples.
+    A 4x windowed-sinc interpolator as in BS.1770-4 Annex 2, but with 32 taps per phase
+    instead of 12: the short filter rolls off early and under-reads peaks of full-band
+    material (drum hits) by up to 0.3 dB. Only samples near peaks are interpolated, so the
+    longer filter costs little. Phase 0 reproduces the original samples.
     """
     n = oversample * taps_per_phase
-    t = (np.arange(n) - (n - 1) / 2.0) / oversample
-    # shift so that phase 0 lands exactly on the samples
+    # phase 0 lands exactly on the samples
     t = np.arange(n) / oversample - (taps_per_phase // 2)
-    h = np.sinc(t) * np.kaiser(n, 6.0)
+    h = np.sinc(t) * np.kaiser(n, 8.0)
     return h.reshape(taps_per_phase, oversample).T[:, ::-1].copy()
 
 
