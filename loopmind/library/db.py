@@ -100,11 +100,18 @@ class Library:
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction under the writer lock: committed on success, rolled back on error."""
+        from sqlalchemy.exc import OperationalError
+
         with self._write_lock:
             with Session(self.engine, expire_on_commit=False) as session:
                 try:
                     yield session
                     session.commit()
+                except OperationalError as exc:
+                    session.rollback()
+                    # a full disk or a read-only database: nothing was written, say so once
+                    reason = str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
+                    raise LibraryError(f"cannot write to the library ({reason})") from None
                 except BaseException:
                     session.rollback()
                     raise

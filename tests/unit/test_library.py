@@ -196,3 +196,35 @@ def test_indexer_lock_is_exclusive():
         with pytest.raises(LibraryError, match="another LoopMind indexer"):
             with other.indexer_lock():
                 pass
+
+
+def test_full_disk_is_one_clear_error_and_nothing_is_lost(folder, tmp_path):
+    from sqlalchemy import event
+
+    from loopmind.errors import LibraryError
+
+    lib = Library()
+    idx = Indexer(lib, workers=1)
+    idx.add_folder(folder)
+    idx.scan()
+    before = list_segments(lib)
+    # more files arrive, then the disk fills up: SQLite answers SQLITE_FULL
+    for i in range(12):
+        write(folder / "More" / f"extra_loop_with_a_long_name_{i:02d}_100bpm.wav",
+              drum_loop(100, 1, seed=20 + i))
+    with lib.engine.connect() as conn:
+        pages = conn.exec_driver_sql("pragma page_count").scalar()
+    lib.engine.dispose()
+    event.listen(lib.engine, "connect",
+                 lambda c, _r: c.execute(f"pragma max_page_count = {pages}"))
+    with pytest.raises(LibraryError, match="full"):
+        idx.scan()
+    # what was there before is intact, and a later scan (disk freed) completes the job
+    # (files stored before the disk filled up stay stored: each file is its own transaction)
+    lib2 = Library()
+    during = list_segments(lib2)
+    assert {r["id"]: r["path"] for r in before}.items() <= {r["id"]: r["path"] for r in during}.items()
+    assert len({x["path"] for x in during}) < 3 + 12
+    r = Indexer(lib2, workers=1).scan()
+    assert r.failed == 0 and r.indexed > 0
+    assert len({x["path"] for x in list_segments(lib2)}) == 3 + 12

@@ -290,10 +290,10 @@ def _spectral_features(spec: Spectrogram) -> list[float]:
     bod = L[:, body_mask].sum(axis=1) if body_mask.any() else att
     lc_att = float((lf * att).sum() / max(att.sum(), 1e-20))
     lc_bod = float((lf * bod).sum() / max(bod.sum(), 1e-20))
-    feats += _band_decays(P, freqs, e, emax, onset, spec.frame_rate)
     feats += [cent, cent_att, cent_body, cent_std, roll85, roll15, spread, flat, flat_body,
               spec_crest, flux, stability, period, voiced_frac, log_f0, f0_std, peak_conc,
               peak_freq, lc_att - lc_bod, cent_att - cent_body]
+    feats += _band_decays(P, freqs, e, emax, onset, spec.frame_rate)
     # MFCC-like: DCT of the log-mel spectrum relative to its maximum (gain-independent)
     lm = spec.log_mel[:, loud]
     lm = np.maximum(lm, lm.max() - 80.0) - lm.max()
@@ -329,3 +329,190 @@ def role_features(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None) ->
     feats += _spectral_features(spec)
     out = np.asarray(feats, dtype=np.float32)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+# -- the audio model -----------------------------------------------------------------------
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    ez = np.exp(z)
+    return ez / ez.sum(axis=-1, keepdims=True)
+
+
+class RoleModel:
+    """Standardized features → mean of a logistic regression and small ReLU MLPs' softmaxes.
+
+    Tensors (all float32): ``mean`` and ``scale`` (F,); ``lr.weight`` (R, F) and ``lr.bias``
+    (R,); for each MLP ``mlp{i}.w1`` (F, H), ``mlp{i}.b1`` (H,), ``mlp{i}.w2`` (H, R),
+    ``mlp{i}.b2`` (R,). R = len(ROLES), F = N_FEATURES. Any head may be absent but not all.
+    """
+
+    def __init__(self, tensors: dict[str, np.ndarray]):
+        def get(name: str, shape: tuple[int, ...]) -> np.ndarray:
+            a = np.asarray(tensors[name], dtype=np.float32)
+            if a.shape != shape or not np.isfinite(a).all():
+                raise ValueError(f"tensor {name!r} has shape {a.shape}, expected {shape}")
+            return a
+
+        F, R = N_FEATURES, len(ROLES)
+        self.mean = get("mean", (F,))
+        self.scale = get("scale", (F,))
+        if (self.scale <= 0).any():
+            raise ValueError("non-positive feature scale")
+        self.heads: list[tuple[str, tuple[np.ndarray, ...]]] = []
+        if "lr.weight" in tensors:
+            self.heads.append(("lr", (get("lr.weight", (R, F)), get("lr.bias", (R,)))))
+        i = 0
+        while f"mlp{i}.w1" in tensors:
+            H = np.asarray(tensors[f"mlp{i}.w1"]).shape[-1]
+            self.heads.append(("mlp", (get(f"mlp{i}.w1", (F, H)), get(f"mlp{i}.b1", (H,)),
+                                       get(f"mlp{i}.w2", (H, R)), get(f"mlp{i}.b2", (R,)))))
+            i += 1
+        if not self.heads:
+            raise ValueError("no classifier heads in the model file")
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Role probabilities, shape (n, R), for features of shape (n, F) or (F,)."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float32))
+        # clip standardized features: a value far outside the training range (a 20-minute
+        # drone, a DC offset) should not dominate a linear score
+        Z = np.clip((X - self.mean) / self.scale, -6.0, 6.0)
+        probs = []
+        for kind, p in self.heads:
+            if kind == "lr":
+                W, b = p
+                probs.append(_softmax(Z @ W.T + b))
+            else:
+                W1, b1, W2, b2 = p
+                probs.append(_softmax(np.maximum(Z @ W1 + b1, 0.0) @ W2 + b2))
+        return np.mean(probs, axis=0)
+
+    @classmethod
+    def load(cls, path: Path) -> "RoleModel":
+        """Read a safetensors file (weights only: a JSON header and raw arrays, no code).
+
+        Raises:
+            ValueError / OSError: missing, corrupt, or made for other roles or features.
+        """
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            roles = tuple(json.loads(meta.get("roles", "[]")))
+            feats = tuple(json.loads(meta.get("features", "[]")))
+            if roles != ROLES:
+                raise ValueError("model roles differ from this version's roles")
+            if feats != FEATURE_NAMES:
+                raise ValueError("model was trained on a different feature vector")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        return cls(tensors)
+
+
+_MODELS: dict[Path, RoleModel | None] = {}
+
+
+def get_model(path: Path | None = None) -> RoleModel | None:
+    """The role model at ``path`` (default ``MODEL_PATH``), loaded once; None if unusable.
+
+    A missing or unusable file logs one warning and makes ``classify_role`` use the rules.
+    """
+    path = Path(MODEL_PATH if path is None else path)
+    if path not in _MODELS:
+        try:
+            _MODELS[path] = RoleModel.load(path)
+        except Exception as exc:  # noqa: BLE001 - any bad file means "use the rules"
+            log.warning("role model %s unusable (%s); using simple rules instead", path,
+                        str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+            _MODELS[path] = None
+    return _MODELS[path]
+
+
+def _rule_scores(f: np.ndarray) -> np.ndarray:
+    """Fallback role probabilities from a few features when no model is available.
+
+    Rules (first match wins; values are the feature names in ``FEATURE_NAMES``):
+      * several onsets (>= 4) over more than 1.5 s → drumloop;
+      * pitched (periodicity > 0.7 and voiced_frac > 0.5): f0 < 180 Hz → bass; attack
+        > 80 ms → pad; else keys;
+      * unpitched: more than 40 % of energy below 120 Hz and shorter than 1 s → kick;
+        log-frequency centroid above 5 kHz → hihat if the sound decays by 40 dB within
+        0.5 s, else cymbal; centroid 1-5 kHz and flatness above -15 dB → snare;
+        centroid below 1 kHz → tom; otherwise perc.
+    The chosen role gets probability 0.5, the rest share the remainder.
+    """
+    v = dict(zip(FEATURE_NAMES, f.tolist()))
+    dur = 10 ** v["log_duration"]
+    cent_hz = 10 ** v["log_centroid"]
+    low = 10 ** v["band_0-60"] + 10 ** v["band_60-120"]
+    if v["log_onsets"] >= np.log10(5) and dur > 1.5:
+        role = "drumloop"
+    elif v["periodicity"] > 0.7 and v["voiced_frac"] > 0.5:
+        role = ("bass" if 10 ** v["log_f0"] < 180 else
+                "pad" if 10 ** v["log_attack"] > 0.08 else "keys")
+    elif low > 0.4 and dur < 1.0:
+        role = "kick"
+    elif cent_hz > 5000:
+        role = "hihat" if 10 ** v["log_decay40"] < 0.5 else "cymbal"
+    elif cent_hz > 1000 and v["flatness_db"] > -15:
+        role = "snare"
+    elif cent_hz <= 1000:
+        role = "tom"
+    else:
+        role = "perc"
+    p = np.full(len(ROLES), 0.5 / (len(ROLES) - 1))
+    p[ROLES.index(role)] = 0.5
+    return p
+
+
+# kind priors: a one-shot is almost never a whole drum loop; a loop is rarely a single drum
+# hit (but hat, shaker and percussion loops are common, so those are damped less)
+_ONESHOT_PRIOR = {"drumloop": 0.05}
+_LOOP_PRIOR = {"kick": 0.2, "snare": 0.2, "clap": 0.2, "tom": 0.2, "cymbal": 0.3,
+               "hihat": 0.6, "perc": 0.6}
+
+
+def _combine(p_audio: np.ndarray, *, kind: str | None, name_role: str | None,
+             name_confidence: float) -> np.ndarray:
+    p = p_audio.astype(np.float64).copy()
+    prior = _ONESHOT_PRIOR if kind == "oneshot" else _LOOP_PRIOR if kind == "loop" else {}
+    for r, m in prior.items():
+        p[ROLES.index(r)] *= m
+    if name_role in ROLES and name_confidence > 0:
+        # the words as an independent observation: right with probability c, otherwise
+        # any other role equally likely (likelihood ratio c (R-1) / (1-c))
+        c = float(np.clip(name_confidence, 0.0, 0.99))
+        lik = np.full(len(ROLES), (1.0 - c) / (len(ROLES) - 1))
+        lik[ROLES.index(name_role)] = c
+        p *= lik
+    s = p.sum()
+    return p / s if s > 0 else np.full(len(ROLES), 1.0 / len(ROLES))
+
+
+def classify_role(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None,
+                  kind: str | None = None, name_role: str | None = None,
+                  name_confidence: float = 0.0) -> RoleEstimate:
+    """Estimate the instrument role of a segment from its audio and its file/folder words.
+
+    Args:
+        y: mono signal, shape (n,).
+        sr: sample rate in Hz.
+        spec: the shared ``Spectrogram`` of ``y`` (made here if None).
+        kind: "loop", "oneshot" or None; a mild prior (a one-shot is not a drum loop).
+        name_role: the role suggested by file and folder words (from filename parsing), or None.
+        name_confidence: how reliable those words are, in [0, 1) (e.g. 0.8 for "Kick" in a
+            file name); 0 ignores them.
+
+    Returns:
+        The most probable role, its probability, and every role's probability.
+    """
+    f = role_features(y, sr=sr, spec=spec)
+    if not f.any():
+        # silence: no audio evidence at all, so only the words (if any) speak
+        p_audio = np.full(len(ROLES), 1.0 / len(ROLES))
+    else:
+        model = get_model()
+        p_audio = model.predict_proba(f)[0] if model is not None else _rule_scores(f)
+    p = _combine(p_audio, kind=kind, name_role=name_role, name_confidence=name_confidence)
+    best = int(np.argmax(p))
+    return RoleEstimate(role=ROLES[best], confidence=float(p[best]),
+                        scores={r: float(v) for r, v in zip(ROLES, p)})
