@@ -1,0 +1,273 @@
+"""Tone tags: dark, bright, warm, distorted, clean, wet, dry, punchy, soft.
+
+Each tag comes from one or two measured numbers (``tone_measures``) and a fixed threshold:
+
+======================  ==================================================================
+tag                     rule
+======================  ==================================================================
+bright / dark           ``centroid_ratio`` = energy-weighted spectral centroid over the
+                        role's norm (``CENTROID_NORM_HZ``; the median of that role on the dev
+                        set): bright if ≥ 1.6 (about +0.7 octave), dark if ≤ 1 / 1.6
+warm                    ``lowmid_ratio`` (share of energy 150-800 Hz) ≥ 0.30 and
+                        ``high_ratio`` (share above 4 kHz) ≤ 0.08 and not bright
+distorted               ``ceiling_fraction`` ≥ 0.30: in the loud frames, the median share of
+                        samples within 5 % of the frame's peak. Saturation and clipping pile
+                        the waveform up against its ceiling; a pure sine scores 0.20, a saw
+                        0.05, noise and drums ~0.01, a hard-clipped sine 0.5-0.9 (a square
+                        wave scores 1.0 and is tagged distorted too: it sounds like one)
+clean                   ``ceiling_fraction`` ≤ 0.22 and ``frame_crest_db`` ≥ 2.9 (a sine's
+                        crest is 3.0 dB; clipping and limiting push it toward 0 dB)
+wet / dry               ``decay_t60_s``: reverberation time of the final release, from the
+                        Schroeder energy-decay curve between -5 and -25 dB extrapolated to
+                        60 dB. wet if ≥ 1.2 s and ≥ 2 × the role's norm (``T60_NORM_S``: a
+                        crash rings for seconds without any reverb); dry if ≤ 0.35 s or
+                        ≤ 0.6 × the role's norm. No tag when the sound does not decay within
+                        the segment (``decay_t60_s`` is NaN)
+punchy                  ``attack_ms`` ≤ 10 (10 % → 90 % of the first peak's 1 ms envelope)
+                        and ``crest_db`` ≥ 10 (the transient stands out of the body)
+soft                    ``attack_ms`` ≥ 40, or ``crest_db`` < 6 with ``attack_ms`` ≥ 15
+======================  ==================================================================
+
+Contradictory pairs (dark/bright, distorted/clean, wet/dry, punchy/soft) can never both be
+set; a sound may get neither when it sits between the thresholds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from loopmind.library.analysis.features import Spectrogram
+
+# Median spectral centroid (Hz) per role, measured on the dev set's 556 role files
+# (../shared/eval, labels.csv) and rounded; "any" is the median of all of them. Roles with few
+# files there (lead 2, vocal 1, keys/pad/strings/guitar about 10) have rough norms.
+CENTROID_NORM_HZ: dict[str, float] = {
+    "kick": 350.0, "snare": 2700.0, "hihat": 5300.0, "cymbal": 3500.0, "tom": 630.0,
+    "clap": 3400.0, "perc": 2000.0, "drumloop": 3200.0, "bass": 1250.0, "keys": 1100.0,
+    "pad": 950.0, "lead": 1800.0, "strings": 2100.0, "guitar": 1200.0, "vocal": 1500.0,
+    "fx": 2100.0, "any": 2400.0,
+}
+# Median final-release T60 (s) per role on the same files: how long such sounds ring anyway
+# (a crash for seconds, a closed hat for a fraction of one), so that only an unusually long
+# tail for the role counts as reverb.
+T60_NORM_S: dict[str, float] = {
+    "kick": 0.43, "snare": 0.48, "hihat": 0.49, "cymbal": 9.0, "tom": 1.9, "clap": 0.32,
+    "perc": 0.62, "drumloop": 0.46, "bass": 0.18, "keys": 1.2, "pad": 3.5, "lead": 1.0,
+    "strings": 0.57, "guitar": 3.2, "vocal": 1.8, "fx": 0.5, "any": 0.6,
+}
+
+BRIGHT_RATIO = 1.6
+WARM_LOWMID = 0.30
+WARM_HIGH_MAX = 0.08
+DISTORTED_CEILING = 0.30
+DISTORTED_CREST_DB = 2.5
+RICH_CREST_DB = 4.5
+RICH_FLATNESS_DB = -30.0
+CLEAN_CREST_DB = 6.0
+SPARSE_FLATNESS_DB = -40.0
+TONAL_FLATNESS_DB = -25.0
+SINE_CREST_DB = 2.9
+WET_T60_S = 1.2
+WET_NORM_FACTOR = 2.0
+DRY_T60_S = 0.35
+DRY_NORM_FACTOR = 0.6
+PUNCHY_ATTACK_MS = 10.0
+PUNCHY_CREST_DB = 6.0
+SOFT_ATTACK_MS = 40.0
+SOFT_CREST_DB = 3.0
+SOFT_CREST_ATTACK_MS = 15.0
+
+
+def _spectral_measures(spec: Spectrogram) -> tuple[float, float, float, float]:
+    """Centroid (Hz), 150-800 Hz and > 4 kHz energy shares, and flatness (dB).
+
+    The centroid is the usual magnitude-weighted one of the spectrum summed over the frames
+    within 40 dB of the loudest; the flatness (geometric over arithmetic mean of the power,
+    50 Hz - 8 kHz) is the median over the frames within 12 dB of the loudest.
+    """
+    P = spec.power
+    e = P.sum(axis=0)
+    if e.size == 0 or e.max() <= 0:
+        return float("nan"), 0.0, 0.0, -100.0
+    f = spec.freqs
+    loud = e > e.max() * 1e-4
+    mag = spec.magnitude[:, loud].sum(axis=1)
+    centroid = float((f * mag).sum() / (mag.sum() + 1e-20))
+    power = P[:, loud].sum(axis=1)
+    sel = f >= 40.0  # ignore DC and rumble for the shares
+    tot = float(power[sel].sum()) + 1e-20
+    lowmid = float(power[(f >= 150) & (f < 800)].sum() / tot)
+    high = float(power[f >= 4000].sum() / tot)
+    band = (f >= 50) & (f <= 8000)
+    near = np.flatnonzero(e >= e.max() * 10 ** (-12 / 10))
+    near = near[np.argsort(e[near])[::-1][:16]]  # the 16 loudest are plenty for a median
+    Pb = P[band][:, near] + 1e-12
+    flat = np.exp(np.mean(np.log(Pb), axis=0)) / np.mean(Pb, axis=0)
+    return centroid, lowmid, high, float(10 * np.log10(np.median(flat)))
+
+
+def _frames(y: np.ndarray, n: int) -> np.ndarray:
+    m = len(y) // n
+    return y[: m * n].reshape(m, n) if m else y[None, :]
+
+
+def _waveform_shape(y: np.ndarray) -> tuple[float, float]:
+    """Median ceiling fraction and crest (dB) of the loud 1024-sample frames."""
+    fr = _frames(y.astype(np.float64), 1024)
+    fr = fr - fr.mean(axis=1, keepdims=True)
+    rms = np.sqrt(np.mean(fr ** 2, axis=1))
+    if rms.max() <= 0:
+        return 0.0, 0.0
+    loud = fr[rms >= rms.max() * 10 ** (-12 / 20)]  # frames within 12 dB of the loudest
+    peak = np.abs(loud).max(axis=1, keepdims=True)
+    ceiling = np.mean(np.abs(loud) >= 0.95 * peak, axis=1)
+    crest = 20 * np.log10(peak[:, 0] / np.maximum(np.sqrt(np.mean(loud ** 2, axis=1)), 1e-12))
+    return float(np.median(ceiling)), float(np.median(crest))
+
+
+def _envelope_db(y: np.ndarray, sr: int, hop_s: float) -> tuple[np.ndarray, float]:
+    hop = max(1, int(round(sr * hop_s)))
+    fr = _frames(y.astype(np.float64), hop)
+    e = np.mean(fr ** 2, axis=1)
+    return 10 * np.log10(np.maximum(e, 1e-20) / max(e.max(), 1e-20)), hop / sr
+
+
+def _attack_ms(y: np.ndarray, sr: int) -> float:
+    """10 % → 90 % rise time (ms) of the first loud event on a 1 ms RMS envelope."""
+    env, dt = _envelope_db(y[: int(sr * 2.0)], sr, 0.001)
+    amp = 10 ** (env / 20)  # amplitude re the loudest millisecond in the first 2 s
+    start = np.flatnonzero(amp >= 0.1)
+    if not len(start):
+        return float("nan")
+    i0 = int(start[0])
+    # the first event's peak: the maximum within 300 ms of the 10 % crossing
+    win = amp[i0: i0 + int(0.3 / dt) + 1]
+    top = float(win.max())
+    i1 = i0 + int(np.flatnonzero(win >= 0.9 * top)[0])
+    return (i1 - i0 + 1) * dt * 1e3
+
+
+def _t60_s(y: np.ndarray, sr: int) -> float:
+    """T60 of the final release from the Schroeder curve (-5 to -25 dB), or NaN."""
+    env, dt = _envelope_db(y, sr, 0.005)
+    if len(env) < 8:
+        return float("nan")
+    above = np.flatnonzero(env > -10.0)
+    start = int(above[-1])  # the release starts after the last frame within 10 dB of peak
+    tail = 10 ** (env[start:] / 10)
+    if len(tail) < 4:
+        return float("nan")
+    edc = np.cumsum(tail[::-1])[::-1]
+    edc_db = 10 * np.log10(edc / edc[0])
+    if edc_db[-1] > -25.0:
+        # the signal ends before its energy has decayed 25 dB: judge by the last value
+        # when at least 10 dB of decay is visible, otherwise do not guess
+        if edc_db[-1] > -10.0 or len(edc_db) < 2:
+            return float("nan")
+    i5 = int(np.argmax(edc_db <= -5.0))
+    i25 = int(np.argmax(edc_db <= -25.0)) if edc_db.min() <= -25.0 else len(edc_db) - 1
+    drop = edc_db[i5] - edc_db[i25]
+    if i25 <= i5 or drop <= 0:
+        return float("nan")
+    return float((i25 - i5) * dt * 60.0 / drop)
+
+
+def tone_measures(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None,
+                  role: str | None = None) -> dict[str, float]:
+    """The numbers behind the tone tags.
+
+    Args:
+        y: mono signal, shape (n,).
+        sr: sample rate in Hz.
+        spec: the shared ``Spectrogram`` of ``y`` (made here if None).
+        role: the segment's role, for the centroid and decay norms (None: all roles).
+
+    Returns:
+        centroid_hz, centroid_ratio (re the role norm), lowmid_ratio, high_ratio,
+        ceiling_fraction, frame_crest_db, crest_db, attack_ms, decay_t60_s (NaN when the
+        sound does not decay within the segment). All NaN/0 for silence.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if spec is None:
+        spec = Spectrogram(y, sr)
+    nan = float("nan")
+    if len(y) == 0 or float(np.max(np.abs(y))) < 1e-6:
+        return {"centroid_hz": nan, "centroid_ratio": nan, "lowmid_ratio": 0.0,
+                "high_ratio": 0.0, "flatness_db": -100.0, "ceiling_fraction": 0.0, "frame_crest_db": 0.0,
+                "crest_db": 0.0, "envelope_crest_db": 0.0, "attack_ms": nan,
+                "decay_t60_s": nan}
+    centroid, lowmid, high, flatness = _spectral_measures(spec)
+    norm = CENTROID_NORM_HZ.get(role or "any", CENTROID_NORM_HZ["any"])
+    ceiling, frame_crest = _waveform_shape(y)
+    env, dt = _envelope_db(y, sr, 0.005)
+    active = np.flatnonzero(env > -40.0)
+    hop = max(1, int(round(sr * dt)))
+    ya = y[active[0] * hop: (active[-1] + 1) * hop] if len(active) else y
+    rms = float(np.sqrt(np.mean(np.square(ya, dtype=np.float64)))) + 1e-12
+    crest = 20 * np.log10(float(np.max(np.abs(ya))) / rms)
+    # envelope crest: the loudest 5 ms against the mean amplitude of the first 300 ms of the
+    # sound; a transient standing out of a short body scores high, a pad, steady noise or a
+    # slowly decaying cymbal low
+    first = int(active[0]) if len(active) else 0
+    body = 10 ** (env[first: first + int(round(0.3 / dt))] / 20)
+    env_crest = float(20 * np.log10(body.max() / max(float(body.mean()), 1e-6))) \
+        if len(body) else 0.0
+    return {"centroid_hz": centroid, "centroid_ratio": centroid / norm,
+            "lowmid_ratio": lowmid, "high_ratio": high, "flatness_db": flatness,
+            "ceiling_fraction": ceiling,
+            "frame_crest_db": frame_crest, "crest_db": float(crest),
+            "envelope_crest_db": float(env_crest),
+            "attack_ms": _attack_ms(y, sr), "decay_t60_s": _t60_s(y, sr)}
+
+
+def tags_from_measures(m: dict[str, float], *, role: str | None = None) -> list[str]:
+    """Apply the documented thresholds to ``tone_measures`` output."""
+    tags: list[str] = []
+    cr = m.get("centroid_ratio", float("nan"))
+    bright = bool(cr >= BRIGHT_RATIO)
+    if bright:
+        tags.append("bright")
+    elif cr <= 1.0 / BRIGHT_RATIO:
+        tags.append("dark")
+    if (not bright and m["lowmid_ratio"] >= WARM_LOWMID
+            and m["high_ratio"] <= WARM_HIGH_MAX):
+        tags.append("warm")
+    crest, flat = m["frame_crest_db"], m["flatness_db"]
+    if (m["ceiling_fraction"] >= DISTORTED_CEILING or crest <= DISTORTED_CREST_DB
+            or (crest <= RICH_CREST_DB and flat >= RICH_FLATNESS_DB)):
+        tags.append("distorted")
+    elif flat <= TONAL_FLATNESS_DB and (crest >= CLEAN_CREST_DB or (
+            flat <= SPARSE_FLATNESS_DB and crest >= SINE_CREST_DB)):
+        # only tonal material is called clean: noise (hats, cymbals) has nothing to be clean of
+        tags.append("clean")
+    t60 = m["decay_t60_s"]
+    t60_norm = T60_NORM_S.get(role or "any", T60_NORM_S["any"])
+    if t60 == t60:  # not NaN
+        if t60 >= WET_T60_S and t60 >= WET_NORM_FACTOR * t60_norm:
+            tags.append("wet")
+        elif t60 <= DRY_T60_S or t60 <= DRY_NORM_FACTOR * t60_norm:
+            tags.append("dry")
+    att = m["attack_ms"]
+    if att == att:
+        if att <= PUNCHY_ATTACK_MS and m["envelope_crest_db"] >= PUNCHY_CREST_DB:
+            tags.append("punchy")
+        elif att >= SOFT_ATTACK_MS or (m["envelope_crest_db"] < SOFT_CREST_DB
+                                       and att >= SOFT_CREST_ATTACK_MS):
+            tags.append("soft")
+    return tags
+
+
+def tone_tags(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None,
+              role: str | None = None) -> list[str]:
+    """Tone tags of a segment (see the module docstring for each rule).
+
+    Args:
+        y: mono signal, shape (n,).
+        sr: sample rate in Hz.
+        spec: the shared ``Spectrogram`` of ``y`` (made here if None).
+        role: the segment's role (from ``classify_role``), for role-relative norms.
+
+    Returns:
+        Tags in the order bright/dark, warm, distorted/clean, wet/dry, punchy/soft.
+    """
+    return tags_from_measures(tone_measures(y, sr=sr, spec=spec, role=role), role=role)
