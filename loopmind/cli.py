@@ -255,7 +255,7 @@ def _print_table(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(show_edge=False, header_style="bold")
+    table = Table(show_edge=False, header_style="bold", box=None)
     for col in ("id", "name", "seg", "kind", "bars", "bpm", "key", "role", "LUFS", "tags"):
         table.add_column(col)
     for r in rows:
@@ -263,7 +263,10 @@ def _print_table(rows: list[dict]) -> None:
                       r["kind"], _fmt(r["bars"], "g"), _fmt(r["bpm"], ".1f"),
                       r["key"] or "-", r["role"] or "-", _fmt(r["lufs"], ".1f"),
                       ",".join(r["tags"]))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # piped: don't squeeze the table into 80 columns
+    console.print(table)
     click.echo(f"{len(rows)} segments")
 
 

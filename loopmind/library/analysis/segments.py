@@ -83,13 +83,18 @@ def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None) -> li
         if role.role in DRUM_ROLES:
             key_est = key_mod.KeyEstimate(None, 0.0)
         else:
-            key_est = key_mod.estimate_key(ys, sr=sr, spec=sspec)
-            if key_est.key is None and hints.key and role.role not in DRUM_ROLES:
-                key_est = key_mod.KeyEstimate(hints.key, 0.3)
+            key_est = _key_with_name(key_mod.estimate_key(ys, sr=sr, spec=sspec), hints.key)
         if span.kind == "loop":
             bpm, bpm_conf = tempo.bpm, tempo.confidence
+            if bpm is None and hints.bpm_explicit:
+                # no rhythm to measure (a held bass note): the name's tempo is all there is
+                bpm, bpm_conf = hints.bpm, 0.5
         else:
             bpm, bpm_conf = (hints.bpm, 0.3) if hints.bpm_explicit else (None, 0.0)
+        bars = span.bars
+        if bars is None and span.kind == "loop" and bpm:
+            n_bars = (span.end_s - span.start_s) * bpm / 240.0
+            bars = float(max(1, round(n_bars))) if abs(n_bars - round(n_bars)) < 0.1 else None
         tags = [(t, "analysis") for t in tone_mod.tone_tags(ys, sr=sr, spec=sspec,
                                                              role=role.role)]
         tags += [(t, "filename") for t in hints.tags]
@@ -98,10 +103,34 @@ def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None) -> li
         emb = embed(ys, sr=sr, spec=sspec) if embed is not None else None
         results.append(SegmentResult(
             index=i, start_s=float(span.start_s), end_s=float(span.end_s), kind=span.kind,
-            bars=span.bars, bpm=None if bpm is None else round(float(bpm), 2),
+            bars=bars, bpm=None if bpm is None else round(float(bpm), 2),
             bpm_confidence=round(float(bpm_conf), 3), key=key_est.key,
             key_confidence=round(float(key_est.confidence), 3),
             lufs=None if lufs <= -120 else round(float(lufs), 2), true_peak_db=round(float(tp), 2),
             role=role.role, role_confidence=round(float(role.confidence), 3), tags=tags,
             embedding=emb))
     return results
+
+
+def _key_with_name(est, name_key: str | None):
+    """Weigh the key written in the file name against the measured one.
+
+    Pack authors name the key they wrote in, so a name that agrees with the audio raises the
+    confidence; a name that is one step away on the circle (fifth, relative, parallel: the
+    usual confusions of a chroma estimate on a short loop) wins; a name far from a confident
+    estimate loses, since the name may be a stale copy-paste.
+    """
+    from loopmind.library.analysis import key as key_mod
+
+    if not name_key:
+        return est
+    if est.key is None:
+        return key_mod.KeyEstimate(name_key, 0.4)
+    if est.key == name_key:
+        return key_mod.KeyEstimate(est.key, max(est.confidence, 0.9))
+    neighbours = {key_mod.relative(name_key), *key_mod.fifth_neighbors(name_key)}
+    tonic, mode = name_key.rsplit(" ", 1)
+    neighbours.add(f"{tonic} {'minor' if mode == 'major' else 'major'}")
+    if est.key in neighbours or est.confidence < 0.8:
+        return key_mod.KeyEstimate(name_key, 0.7)
+    return est

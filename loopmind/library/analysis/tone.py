@@ -71,7 +71,7 @@ WET_T60_S = 1.2
 WET_NORM_FACTOR = 2.0
 DRY_T60_S = 0.35
 DRY_NORM_FACTOR = 0.6
-PUNCHY_ATTACK_MS = 10.0
+PUNCHY_ATTACK_MS = 15.0
 PUNCHY_CREST_DB = 6.0
 SOFT_ATTACK_MS = 40.0
 SOFT_CREST_DB = 3.0
@@ -230,7 +230,7 @@ def tags_from_measures(m: dict[str, float], *, role: str | None = None) -> list[
     elif cr <= 1.0 / BRIGHT_RATIO:
         tags.append("dark")
     if (not bright and m["lowmid_ratio"] >= WARM_LOWMID
-            and m["high_ratio"] <= WARM_HIGH_MAX):
+            and m["high_ratio"] <= WARM_HIGH_MAX and m["flatness_db"] <= TONAL_FLATNESS_DB):
         tags.append("warm")
     crest, flat = m["frame_crest_db"], m["flatness_db"]
     if (m["ceiling_fraction"] >= DISTORTED_CEILING or crest <= DISTORTED_CREST_DB
