@@ -45,6 +45,7 @@ def mel_filterbank(*, sr: int, n_fft: int, n_mels: int = 64, fmin: float = 20.0,
 
 
 _MEL_CACHE: dict[tuple, np.ndarray] = {}
+_SPARSE_MEL_CACHE: dict[tuple, object] = {}
 
 
 def cached_mel(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
@@ -52,6 +53,17 @@ def cached_mel(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     if key not in _MEL_CACHE:
         _MEL_CACHE[key] = mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels)
     return _MEL_CACHE[key]
+
+
+def sparse_mel(sr: int, n_fft: int, n_mels: int):
+    """The mel filterbank as a CSR matrix: each filter touches a few bins, so the product
+    costs ~50x less than the dense one (same result to float32 rounding)."""
+    key = (sr, n_fft, n_mels)
+    if key not in _SPARSE_MEL_CACHE:
+        from scipy import sparse
+
+        _SPARSE_MEL_CACHE[key] = sparse.csr_matrix(cached_mel(sr, n_fft, n_mels))
+    return _SPARSE_MEL_CACHE[key]
 
 
 def frame_signal(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
@@ -106,7 +118,7 @@ class Spectrogram:
     @cached_property
     def mel(self) -> np.ndarray:
         """Mel power spectrogram, shape (64, n_frames)."""
-        return cached_mel(self.sr, self.n_fft, 64) @ self.power
+        return np.asarray(sparse_mel(self.sr, self.n_fft, 64) @ self.power, dtype=np.float32)
 
     @cached_property
     def log_mel(self) -> np.ndarray:

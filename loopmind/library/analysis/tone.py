@@ -1,35 +1,41 @@
 """Tone tags: dark, bright, warm, distorted, clean, wet, dry, punchy, soft.
 
-Each tag comes from one or two measured numbers (``tone_measures``) and a fixed threshold:
+Each tag comes from measured numbers (``tone_measures``) and fixed, documented thresholds
+(the constants below). Role norms are the medians of each role on the dev set.
 
-======================  ==================================================================
-tag                     rule
-======================  ==================================================================
-bright / dark           ``centroid_ratio`` = energy-weighted spectral centroid over the
-                        role's norm (``CENTROID_NORM_HZ``; the median of that role on the dev
-                        set): bright if ≥ 1.6 (about +0.7 octave), dark if ≤ 1 / 1.6
-warm                    ``lowmid_ratio`` (share of energy 150-800 Hz) ≥ 0.30 and
-                        ``high_ratio`` (share above 4 kHz) ≤ 0.08 and not bright
-distorted               ``ceiling_fraction`` ≥ 0.30: in the loud frames, the median share of
-                        samples within 5 % of the frame's peak. Saturation and clipping pile
-                        the waveform up against its ceiling; a pure sine scores 0.20, a saw
-                        0.05, noise and drums ~0.01, a hard-clipped sine 0.5-0.9 (a square
-                        wave scores 1.0 and is tagged distorted too: it sounds like one)
-clean                   ``ceiling_fraction`` ≤ 0.22 and ``frame_crest_db`` ≥ 2.9 (a sine's
-                        crest is 3.0 dB; clipping and limiting push it toward 0 dB)
-wet / dry               ``decay_t60_s``: reverberation time of the final release, from the
-                        Schroeder energy-decay curve between -5 and -25 dB extrapolated to
-                        60 dB. wet if ≥ 1.2 s and ≥ 2 × the role's norm (``T60_NORM_S``: a
-                        crash rings for seconds without any reverb); dry if ≤ 0.35 s or
-                        ≤ 0.6 × the role's norm. No tag when the sound does not decay within
-                        the segment (``decay_t60_s`` is NaN)
-punchy                  ``attack_ms`` ≤ 10 (10 % → 90 % of the first peak's 1 ms envelope)
-                        and ``crest_db`` ≥ 10 (the transient stands out of the body)
-soft                    ``attack_ms`` ≥ 40, or ``crest_db`` < 6 with ``attack_ms`` ≥ 15
-======================  ==================================================================
+bright / dark
+    ``centroid_ratio``: magnitude-weighted spectral centroid over the role's norm
+    (``CENTROID_NORM_HZ``). bright if >= 1.6 (about +0.7 octave), dark if <= 1 / 1.6.
+warm
+    ``lowmid_ratio`` (share of power 150-800 Hz) >= 0.30, ``high_ratio`` (share above
+    4 kHz) <= 0.08, ``flatness_db`` <= -25 (tonal, not noise) and not bright.
+distorted
+    any of: ``ceiling_fraction`` >= 0.30 (in the loud 1024-sample frames, the median share of
+    samples within 5 % of the frame's peak: clipping and saturation pile the waveform up
+    against its ceiling; a sine scores 0.17-0.20, a saw 0.04, drums and noise about 0.01, a
+    clipped sine 0.6-0.9); ``frame_crest_db`` <= 2.5 (peak over RMS of the loud frames: below
+    a sine's 3.0 dB only a squashed waveform goes); or ``frame_crest_db`` <= 4.5 with
+    ``flatness_db`` >= -30 (a dense spectrum at a low crest: an overdriven guitar, not a sine).
+    A square wave counts as distorted: it sounds like one.
+clean
+    not distorted, tonal (``flatness_db`` <= -25) and either ``frame_crest_db`` >= 6 or a
+    sparse spectrum (``flatness_db`` <= -40) at a sine's crest (>= 2.9 dB). Noise-like sounds
+    (hats, cymbals, most snares) are neither clean nor distorted unless clipped.
+wet / dry
+    ``decay_t60_s``: reverberation time of the final release, from the Schroeder energy-decay
+    curve between -5 and -25 dB extrapolated to 60 dB. wet if >= 1.2 s and >= 2 x the role's
+    norm (``T60_NORM_S``: a crash rings for seconds without any reverb); dry if <= 0.35 s or
+    <= 0.6 x the norm. No tag when the sound does not decay within the segment (NaN).
+punchy
+    ``attack_ms`` <= 15 (10 % -> 90 % rise of the first event on a 1 ms RMS envelope) and
+    ``envelope_crest_db`` >= 6 (the loudest 5 ms over the mean amplitude of the first 300 ms:
+    a transient standing out of a short body).
+soft
+    ``attack_ms`` >= 40, or ``envelope_crest_db`` < 3 with ``attack_ms`` >= 15.
 
-Contradictory pairs (dark/bright, distorted/clean, wet/dry, punchy/soft) can never both be
-set; a sound may get neither when it sits between the thresholds.
+Contradictory pairs (dark/bright, distorted/clean, wet/dry, punchy/soft) are never both set;
+a sound gets neither of a pair when it sits between the thresholds. Cost: about 0.5 ms per
+second of audio on top of the shared Spectrogram.
 """
 
 from __future__ import annotations
@@ -184,8 +190,9 @@ def tone_measures(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None,
 
     Returns:
         centroid_hz, centroid_ratio (re the role norm), lowmid_ratio, high_ratio,
-        ceiling_fraction, frame_crest_db, crest_db, attack_ms, decay_t60_s (NaN when the
-        sound does not decay within the segment). All NaN/0 for silence.
+        flatness_db, ceiling_fraction, frame_crest_db, crest_db (peak over RMS of the whole
+        sounding part), envelope_crest_db, attack_ms, decay_t60_s (NaN when the sound does
+        not decay within the segment). NaN or 0 for silence.
     """
     y = np.asarray(y, dtype=np.float32)
     if spec is None:
