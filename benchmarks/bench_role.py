@@ -174,7 +174,8 @@ def main() -> int:
         lines.append(f"| {p} | {int(m.sum())} | {acc(ours, truth, m):.2f} | "
                      f"{acc(ours_devonly, truth, m):.2f} | {acc(peer, truth, m):.2f} |")
     lines += ["", "## Per role (ours, one-shots, leave-one-pack-out)", "",
-              "| role | n | recall | precision | most often mistaken for |", "|---|---|---|---|---|"]
+              "| role | n | recall | precision | most often mistaken for |",
+              "|---|---|---|---|---|"]
     for r in ROLES:
         m = one & (truth == r)
         if not m.any():

@@ -9,7 +9,10 @@ Data:
     roles (pianos/organs = keys, basses = bass, ...) and every GM drum-kit note of its 8 kits.
     They add sources for the tonal roles, which the dev set has only a handful of;
   * 3 augmented copies of every dev file (pitch shift ±2 semitones by resampling, trimmed tail,
-    leading silence, low-pass, noise, gain).
+    leading silence, low-pass, noise, gain);
+  * about 100 synthetic loops sequenced from those one-shots (drum loops from a random kit in
+    a backbeat, bass/keys/guitar/lead/pad/strings phrases), since the dev set has only 29
+    loops and a loop must not look like "a snare" to the model.
 
 Model: features from ``loopmind.library.analysis.role.role_features``, standardized; mean of
 the softmax outputs of a multinomial logistic regression and 3 one-hidden-layer ReLU MLPs
@@ -533,7 +536,10 @@ regression (C = 0.1) and 3 one-hidden-layer ReLU MLPs (64 units, L2 alpha 1, see
   dev-set build): GM programs mapped to roles and every drum note of 8 GM kits; roles:
   {dict(scounts)}.
 * {N_AUG} augmented copies of every dev file (pitch ±2 semitones, trimmed tail, leading
-  silence, low-pass, noise, gain). {n_train} training rows in all, class-balanced weights.
+  silence, low-pass, noise, gain).
+* Synthetic loops sequenced from the dev and synthetic one-shots on a 16th grid at
+  80-170 BPM (drum loops from a random kit, and bass/keys/guitar/lead/pad/strings phrases).
+* {n_train} training rows in all, class-balanced weights.
 
 ## Metrics (one-shots, audio alone)
 | measure | accuracy |

@@ -251,13 +251,14 @@ def _resampler(sr_in: int, sr_out: int):
 
 
 def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
-           max_duration_s: float | None = None) -> DecodedAudio:
+           max_duration_s: float | None = None, info: AudioInfo | None = None) -> DecodedAudio:
     """Decode a file to a mono analysis signal and measure its loudness.
 
     Args:
         path: the audio file (only read, never written).
         sr: sample rate of the returned signal in Hz.
         max_duration_s: refuse files longer than this (checked from the header first).
+        info: the file's header from ``probe`` when the caller already read it.
 
     Raises:
         DecodeError: unreadable, corrupt, too long, or containing NaN/infinite samples.
@@ -266,7 +267,8 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
     import soundfile as sf
 
     path = Path(os.fsdecode(path))
-    info = probe(path)
+    if info is None:
+        info = probe(path)
     if info.format == "FFMPEG":
         return _ffmpeg_decode(path, info, sr=sr, max_duration_s=max_duration_s)
     if max_duration_s is not None and info.duration_s > max_duration_s:

@@ -86,7 +86,7 @@ def process_file(path: str, *, known_hash: str | None = None,
         if known_hash is not None and result.content_hash == known_hash:
             result.unchanged = True
             return result
-        decoded = decode(path, sr=sr, max_duration_s=max_duration_s)
+        decoded = decode(path, sr=sr, max_duration_s=max_duration_s, info=info)
         info = decoded.info
         result.format, result.subtype = info.format, info.subtype
         result.sample_rate, result.channels = info.sr, info.channels
@@ -139,6 +139,10 @@ def run_jobs(jobs: Iterable[Job], *, workers: int, on_result: ProgressFn,
         return
     import multiprocessing as mp
 
+    # one BLAS thread per worker: the pool already uses every core, and nested BLAS threads
+    # would only fight over them (set before the forkserver starts, so workers inherit it)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     ctx = mp.get_context("forkserver")
     pending: dict[Future, Job] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:

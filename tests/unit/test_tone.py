@@ -103,7 +103,7 @@ def test_bright_vs_dark_noise():
 
 
 def test_brightness_is_relative_to_the_role():
-    y = filtered_noise("bp", [2500, 4000])
+    y = filtered_noise("bp", [1500, 2500])
     # the same sound is bright for a kick and dark for a hi-hat
     assert "bright" in tone_tags(y, sr=SR, role="kick")
     assert "dark" in tone_tags(y, sr=SR, role="hihat")
@@ -138,6 +138,6 @@ def test_pairs_never_both(make):
 
 
 @pytest.mark.parametrize("y", [np.zeros(SR, np.float32), np.zeros(0, np.float32),
-                               np.ones(5, np.float32)])
+                               np.ones(5, np.float32), np.full(SR, np.nan, np.float32)])
 def test_degenerate_input(y):
     assert isinstance(tone_tags(y, sr=SR), list)

@@ -1,11 +1,15 @@
 """Instrument role of a segment: kick, snare, hihat, ... from audio features and filename words.
 
-The audio part is a small model trained on the dev set (``benchmarks/train_role.py``): a fixed
-vector of cheap features (``role_features``) is standardized and fed to a multinomial logistic
-regression / small MLP whose parameters live in ``models/role.safetensors`` (weights only; the
-file is parsed here with numpy, so loading executes no code). When the file is missing or does
-not fit the feature vector, a few documented rules stand in (see ``_rule_scores``) and a warning
-is logged once.
+The audio part is a small model trained on the dev set (``benchmarks/train_role.py``, card in
+``models/role.md``): a fixed vector of cheap features (``role_features``) is standardized and
+fed to a multinomial logistic regression and three small ReLU MLPs whose softmax outputs are
+averaged. Their parameters live in ``models/role.safetensors`` (a JSON header plus raw float32
+arrays: loading executes no code) and inference is plain numpy. When the file is missing,
+corrupt, or made for another feature vector, a few documented rules stand in (see
+``_rule_scores``) and a warning is logged once.
+
+A one-shot or a loop (``kind``) shifts the odds mildly: a one-shot is almost never a drum loop,
+a loop rarely a single drum hit.
 
 The audio probabilities are then combined with the role suggested by file and folder words
 (``name_role``), treating the words as an independent observation whose reliability is
@@ -17,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +47,7 @@ _DECAY_EDGES_HZ = (0.0, 150.0, 800.0, 4000.0, 1e9)
 _ATTACK_S = 0.07          # the first 70 ms after the onset count as "attack"
 _ENV_HOP_S = 0.005        # fine envelope hop for attack/decay times
 _SILENCE_DB = -60.0       # below this (re peak) a frame is silence
+_MAX_FRAMES = 2048        # spectral statistics use at most the first 2048 frames (~47 s)
 
 
 @dataclass
@@ -159,7 +163,8 @@ def _envelope_features(y: np.ndarray, sr: int, onset_env: np.ndarray,
         if len(o) >= 16:
             # repetitiveness of the onset envelope (loops repeat, one-shots do not)
             oc = o - o.mean()
-            ac = np.correlate(oc, oc, mode="full")[len(oc) - 1:]
+            # autocorrelation by FFT: O(n log n), so a long stem costs no more than its STFT
+            ac = np.fft.irfft(np.abs(np.fft.rfft(oc, 2 * len(oc))) ** 2)[: len(oc)]
             if ac[0] > 0:
                 lo = max(2, int(0.1 * frame_rate))
                 periodicity = float(np.max(ac[lo:]) / ac[0]) if len(ac) > lo else 0.0
@@ -201,7 +206,8 @@ def _band_decays(P: np.ndarray, freqs: np.ndarray, e: np.ndarray, emax: float, o
 
 
 def _spectral_features(spec: Spectrogram) -> list[float]:
-    P = spec.power
+    # the first ~47 s say what the instrument is; capping keeps memory bounded on long stems
+    P = spec.power[:, :_MAX_FRAMES]
     freqs = spec.freqs
     sr = spec.sr
     e = P.sum(axis=0)
@@ -264,12 +270,18 @@ def _spectral_features(spec: Spectrogram) -> list[float]:
     ac = np.fft.irfft(Pl[:, order], axis=0)
     ac0 = np.maximum(ac[0], 1e-20)
     lag_lo, lag_hi = max(2, int(sr / 1500)), min(ac.shape[0] // 2, int(sr / 35))
-    r = ac[lag_lo:lag_hi] / ac0[None, :]
+    r = ac[1:lag_hi] / ac0[None, :]  # r[i] is lag i + 1
+    # search for the period only after the autocorrelation first goes negative: before that
+    # a low note's correlation is still high merely because the waveform is smooth
+    neg = r < 0
+    first_neg = np.where(neg.any(axis=0), np.argmax(neg, axis=0), r.shape[0])
+    lag_idx = np.arange(r.shape[0])[:, None]
+    r = np.where((lag_idx >= first_neg[None, :]) & (lag_idx + 1 >= lag_lo), r, -1.0)
     lags = np.argmax(r, axis=0)
     rmax = r[lags, np.arange(r.shape[1])]
     # the Hann window tapers long lags; undo that so low notes are not penalized
     n_fft = spec.n_fft
-    lag_s = lags + lag_lo
+    lag_s = lags + 1
     taper = 1.0 - lag_s / n_fft * 1.5
     rmax = np.clip(rmax / np.maximum(taper, 0.3), 0.0, 1.0)
     period = float(np.mean(rmax))
@@ -295,7 +307,7 @@ def _spectral_features(spec: Spectrogram) -> list[float]:
               peak_freq, lc_att - lc_bod, cent_att - cent_body]
     feats += _band_decays(P, freqs, e, emax, onset, spec.frame_rate)
     # MFCC-like: DCT of the log-mel spectrum relative to its maximum (gain-independent)
-    lm = spec.log_mel[:, loud]
+    lm = spec.log_mel[:, :_MAX_FRAMES][:, loud]
     lm = np.maximum(lm, lm.max() - 80.0) - lm.max()
     cc = _DCT @ lm
     feats += list((cc[1:] * w[None, :]).sum(axis=1) / 10.0)
@@ -432,10 +444,11 @@ def _rule_scores(f: np.ndarray) -> np.ndarray:
 
     Rules (first match wins; values are the feature names in ``FEATURE_NAMES``):
       * several onsets (>= 4) over more than 1.5 s → drumloop;
+      * more than 40 % of energy below 120 Hz, shorter than 1 s, attack under 30 ms → kick;
+      * attack over 80 ms and longer than 1.5 s → pad;
       * pitched (periodicity > 0.7 and voiced_frac > 0.5): f0 < 180 Hz → bass; attack
         > 80 ms → pad; else keys;
-      * unpitched: more than 40 % of energy below 120 Hz and shorter than 1 s → kick;
-        log-frequency centroid above 5 kHz → hihat if the sound decays by 40 dB within
+      * otherwise: log-frequency centroid above 5 kHz → hihat if the sound decays by 40 dB within
         0.5 s, else cymbal; centroid 1-5 kHz and flatness above -15 dB → snare;
         centroid below 1 kHz → tom; otherwise perc.
     The chosen role gets probability 0.5, the rest share the remainder.
@@ -446,11 +459,13 @@ def _rule_scores(f: np.ndarray) -> np.ndarray:
     low = 10 ** v["band_0-60"] + 10 ** v["band_60-120"]
     if v["log_onsets"] >= np.log10(5) and dur > 1.5:
         role = "drumloop"
+    elif low > 0.4 and dur < 1.0 and 10 ** v["log_attack"] < 0.03:
+        role = "kick"
+    elif 10 ** v["log_attack"] > 0.08 and dur > 1.5:
+        role = "pad"
     elif v["periodicity"] > 0.7 and v["voiced_frac"] > 0.5:
         role = ("bass" if 10 ** v["log_f0"] < 180 else
                 "pad" if 10 ** v["log_attack"] > 0.08 else "keys")
-    elif low > 0.4 and dur < 1.0:
-        role = "kick"
     elif cent_hz > 5000:
         role = "hihat" if 10 ** v["log_decay40"] < 0.5 else "cymbal"
     elif cent_hz > 1000 and v["flatness_db"] > -15:

@@ -62,6 +62,9 @@ T60_NORM_S: dict[str, float] = {
     "strings": 0.57, "guitar": 3.2, "vocal": 1.8, "fx": 0.5, "any": 0.6,
 }
 
+_MAX_FRAMES = 2048   # spectral measures use at most the first 2048 STFT frames
+_MAX_SAMPLES_S = 60  # waveform-shape measures use at most the first minute
+
 BRIGHT_RATIO = 1.6
 WARM_LOWMID = 0.30
 WARM_HIGH_MAX = 0.08
@@ -91,13 +94,13 @@ def _spectral_measures(spec: Spectrogram) -> tuple[float, float, float, float]:
     within 40 dB of the loudest; the flatness (geometric over arithmetic mean of the power,
     50 Hz - 8 kHz) is the median over the frames within 12 dB of the loudest.
     """
-    P = spec.power
+    P = spec.power[:, :_MAX_FRAMES]  # the first ~47 s: bounded memory on long stems
     e = P.sum(axis=0)
     if e.size == 0 or e.max() <= 0:
         return float("nan"), 0.0, 0.0, -100.0
     f = spec.freqs
     loud = e > e.max() * 1e-4
-    mag = spec.magnitude[:, loud].sum(axis=1)
+    mag = spec.magnitude[:, :_MAX_FRAMES][:, loud].sum(axis=1)
     centroid = float((f * mag).sum() / (mag.sum() + 1e-20))
     power = P[:, loud].sum(axis=1)
     sel = f >= 40.0  # ignore DC and rumble for the shares
@@ -117,9 +120,9 @@ def _frames(y: np.ndarray, n: int) -> np.ndarray:
     return y[: m * n].reshape(m, n) if m else y[None, :]
 
 
-def _waveform_shape(y: np.ndarray) -> tuple[float, float]:
+def _waveform_shape(y: np.ndarray, sr: int) -> tuple[float, float]:
     """Median ceiling fraction and crest (dB) of the loud 1024-sample frames."""
-    fr = _frames(y.astype(np.float64), 1024)
+    fr = _frames(y[: int(_MAX_SAMPLES_S * sr)].astype(np.float64), 1024)
     fr = fr - fr.mean(axis=1, keepdims=True)
     rms = np.sqrt(np.mean(fr ** 2, axis=1))
     if rms.max() <= 0:
@@ -198,14 +201,14 @@ def tone_measures(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None,
     if spec is None:
         spec = Spectrogram(y, sr)
     nan = float("nan")
-    if len(y) == 0 or float(np.max(np.abs(y))) < 1e-6:
+    if len(y) == 0 or not np.isfinite(y).all() or float(np.max(np.abs(y))) < 1e-6:
         return {"centroid_hz": nan, "centroid_ratio": nan, "lowmid_ratio": 0.0,
-                "high_ratio": 0.0, "flatness_db": -100.0, "ceiling_fraction": 0.0, "frame_crest_db": 0.0,
-                "crest_db": 0.0, "envelope_crest_db": 0.0, "attack_ms": nan,
-                "decay_t60_s": nan}
+                "high_ratio": 0.0, "flatness_db": -100.0, "ceiling_fraction": 0.0,
+                "frame_crest_db": 0.0, "crest_db": 0.0, "envelope_crest_db": 0.0,
+                "attack_ms": nan, "decay_t60_s": nan}
     centroid, lowmid, high, flatness = _spectral_measures(spec)
     norm = CENTROID_NORM_HZ.get(role or "any", CENTROID_NORM_HZ["any"])
-    ceiling, frame_crest = _waveform_shape(y)
+    ceiling, frame_crest = _waveform_shape(y, sr)
     env, dt = _envelope_db(y, sr, 0.005)
     active = np.flatnonzero(env > -40.0)
     hop = max(1, int(round(sr * dt)))
