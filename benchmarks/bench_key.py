@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import labels, machine  # noqa: E402
+from benchmarks.common import write_result, labels, machine  # noqa: E402
 from loopmind.library import audio  # noqa: E402
 from loopmind.library.analysis import key as keymod  # noqa: E402
 from loopmind.library.analysis.features import Spectrogram  # noqa: E402
@@ -316,9 +316,7 @@ def main() -> None:
         "atonal material is only covered by the synthetic unit tests and the mixes above.", ""]
 
     text = "\n".join(lines) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    write_result(args.out, text)
 
 
 if __name__ == "__main__":

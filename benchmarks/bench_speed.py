@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import labels, machine  # noqa: E402
+from benchmarks.common import write_result, labels, machine  # noqa: E402
 
 
 def _baseline_one(path: str) -> float:
@@ -192,9 +192,7 @@ def main() -> None:
               f"resident, all processes together {peak.total_peak_mb:.0f} MB (sampled every "
               f"50 ms), main process {main_rss:.0f} MB (ru_maxrss)."]
     text = "\n".join(lines) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    write_result(args.out, text)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import write_result, machine  # noqa: E402
 
 
 def main() -> None:
@@ -73,8 +73,7 @@ def main() -> None:
         "| drop → listed | seconds |", "|---|---|",
         f"| median | {p50:.2f} |", f"| p95 | {p95:.2f} |", f"| max | {lat[-1]:.2f} |",
         "", f"Target: at most 2 s. {'Met' if lat[-1] <= 2.0 else 'NOT met'} in this run.", ""])
-    Path(args.out).write_text(text)
-    print(text)
+    write_result(args.out, text)
 
 
 if __name__ == "__main__":

@@ -39,3 +39,10 @@ def machine() -> str:
         pass
     return (f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
             f"{_dt.date.today().isoformat()}")
+
+
+def write_result(out: str | os.PathLike, text: str) -> None:
+    """Write a benchmark's markdown result and echo it."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    print(text)

@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import datetime as _dt
 import json
 import os
-import platform
 import re
 import shutil
 import struct
@@ -50,12 +48,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import EVAL_DATA, labels  # noqa: E402
 from loopmind.library.analysis import role as role_mod  # noqa: E402
 from loopmind.library.analysis.role import FEATURE_NAMES, ROLES, RoleModel  # noqa: E402
 from loopmind.library.audio import decode  # noqa: E402
 
-LABELS = ROOT.parent / "shared" / "eval" / "labels.csv"
-AUDIO_DIR = ROOT.parent / "eval-data"
+AUDIO_DIR = EVAL_DATA
 FLUID_SF2 = Path(".pkgs/fluid-soundfont-gm/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SR = 22050
 N_AUG = 3
@@ -99,17 +97,17 @@ def instrument_of(source: str) -> str:
     return pack_of(source) + ":" + (m.group(1) if m else source)
 
 
-def load_dev_set(labels: Path = LABELS, audio_dir: Path = AUDIO_DIR) -> list[Item]:
-    """Decode every ``role`` row of labels.csv with LoopMind's decoder at 22,050 Hz."""
+def load_dev_set() -> list[Item]:
+    """Decode every ``role`` row of labels.csv with LoopMind's decoder at 22,050 Hz.
+
+    Paths come from ``benchmarks.common`` (``LOOPMIND_EVAL_LABELS``, ``LOOPMIND_EVAL_DATA``).
+    """
     items = []
-    with open(labels, newline="") as fh:
-        for r in csv.DictReader(fh):
-            if r["task"] != "role":
-                continue
-            y = decode(audio_dir / r["path"], sr=SR).y
-            items.append(Item(truth=r["truth"], kind=r["kind"], source=r["source"],
-                              pack=pack_of(r["source"]), instrument=instrument_of(r["source"]),
-                              y=y, path=r["path"]))
+    for r in labels("role"):
+        y = decode(r["abspath"], sr=SR).y
+        items.append(Item(truth=r["truth"], kind=r["kind"], source=r["source"],
+                          pack=pack_of(r["source"]), instrument=instrument_of(r["source"]),
+                          y=y, path=r["path"]))
     return items
 
 
@@ -443,23 +441,8 @@ def grouped_cv(items: list[Item], X: np.ndarray, XA: np.ndarray | None,
     return (pred, proba) if return_proba else pred
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), {cpu}, " \
-           f"Python {platform.python_version()}"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--labels", type=Path, default=LABELS)
-    ap.add_argument("--audio", type=Path, default=AUDIO_DIR)
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "role.safetensors")
     ap.add_argument("--no-synth", action="store_true", help="train on the dev set only")
     ap.add_argument("--no-loops", action="store_true", help="no synthetic loops")
@@ -469,8 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     from safetensors.numpy import save_file
 
     t0 = time.time()
-    items = load_dev_set(args.labels, args.audio)
-    synth = [] if args.no_synth else render_synthetic(args.audio / FLUID_SF2)
+    items = load_dev_set()
+    synth = [] if args.no_synth else render_synthetic(AUDIO_DIR / FLUID_SF2)
     X = features(items)
     XA = augmented_features(items)
     XS = features(synth) if synth else None
@@ -493,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
               str(args.out), metadata=meta)
+    os.chmod(args.out, 0o644)  # save_file writes 0600; the model must be readable by anyone
     n_params = int(sum(v.size for v in tensors.values()))
     write_card(args.out.with_suffix(".md"), items=items, synth=synth, n_params=n_params,
                size_bytes=args.out.stat().st_size, in_sample=in_sample, cv_acc=cv_acc,
@@ -506,9 +490,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_card(path: Path, *, items, synth, n_params, size_bytes, in_sample, cv_acc, date,
                n_train) -> None:
-    counts = collections.Counter(it.truth for it in items)
-    scounts = collections.Counter(s.truth for s in synth)
-    packs = collections.Counter(it.pack for it in items)
+    def fmt(counter) -> str:
+        return ", ".join(f"{k} {v}" for k, v in counter.most_common())
+
+    counts = fmt(collections.Counter(it.truth for it in items))
+    scounts = fmt(collections.Counter(s.truth for s in synth))
+    packs = fmt(collections.Counter(it.pack for it in items))
     cv_line = (f"| leave-one-pack-out CV, one-shots (honest) | {cv_acc:.3f} |" if cv_acc
                is not None else "| leave-one-pack-out CV, one-shots (honest) | see "
                "benchmarks/results/role.md |")
@@ -521,8 +508,9 @@ JSON header, nothing executable).
 ## What it does
 Maps the {len(FEATURE_NAMES)}-number feature vector of `role_features` (envelope, band energy
 ratios, spectral shape, pitchedness, per-band decays, MFCC-like statistics) to probabilities of
-the 16 roles: {", ".join(ROLES)}. `classify_role` then combines them with the kind
-(loop/one-shot) and the role suggested by file and folder words.
+the 16 roles ({", ".join(ROLES)}).
+`classify_role` then combines them with the kind (loop/one-shot) and the role suggested by
+file and folder words.
 
 ## Model
 Standardization (mean/scale) → average of the softmax outputs of a multinomial logistic
@@ -530,11 +518,11 @@ regression (C = 0.1) and 3 one-hidden-layer ReLU MLPs (64 units, L2 alpha 1, see
 {n_params} parameters, {size_bytes} bytes (float32).
 
 ## Data
-* Dev set `role` rows ({len(items)} files; {dict(packs)}); roles: {dict(counts)}.
+* Dev set `role` rows, {len(items)} files. Packs: {packs}. Roles: {counts}.
   Hydrogen velocity layers of one instrument share a weight of one sample.
 * {len(synth)} synthetic one-shots rendered with fluidsynth from FluidR3_GM (unpacked by the
-  dev-set build): GM programs mapped to roles and every drum note of 8 GM kits; roles:
-  {dict(scounts)}.
+  dev-set build): GM programs mapped to roles and every drum note of 8 GM kits. Roles:
+  {scounts}.
 * {N_AUG} augmented copies of every dev file (pitch ±2 semitones, trimmed tail, leading
   silence, low-pass, noise, gain).
 * Synthetic loops sequenced from the dev and synthetic one-shots on a 16th grid at
