@@ -4,10 +4,15 @@ Data:
   * the ``role`` rows of the dev set (../shared/eval/labels.csv, audio in ../eval-data; build it
     with ../shared/eval/build.sh): 556 one-shots and loops from LMMS, Sonic Pi and 7 Hydrogen
     kits;
-  * one-shots rendered with fluidsynth from the FluidR3_GM soundfont that the dev-set build
-    unpacks (``eval-data/.pkgs/fluid-soundfont-gm``): notes and chords of GM programs mapped to
-    roles (pianos/organs = keys, basses = bass, ...) and every GM drum-kit note of its 8 kits.
-    They add sources for the tonal roles, which the dev set has only a handful of;
+  * one-shots rendered with fluidsynth from General MIDI soundfonts: FluidR3_GM, which the
+    dev-set build unpacks (``eval-data/.pkgs/fluid-soundfont-gm``), and four more Debian
+    packages a fresh machine fetches with ``apt-get download PKG`` and unpacks with
+    ``dpkg-deb -x PKG_*.deb eval-data/.pkgs-extra/PKG``: timgm6mb-soundfont,
+    musescore-general-soundfont-small, csound-soundfont, opl3-soundfont (``--no-extra`` skips
+    them). Notes and chords of GM programs mapped to roles (pianos/organs = keys, basses =
+    bass, ...) and every GM drum-kit note of each font's kits. They add sources for the tonal
+    roles, which the dev set has only a handful of. (avldrums.lv2-soundfont is not used: its
+    Black Pearl kit is the recording in hydrogen-drumkits, which may be held-out material);
   * 3 augmented copies of every dev file (pitch shift ±2 semitones by resampling, trimmed tail,
     leading silence, low-pass, noise, gain);
   * about 100 synthetic loops sequenced from those one-shots (drum loops from a random kit in
@@ -16,7 +21,8 @@ Data:
 
 Model: features from ``loopmind.library.analysis.role.role_features``, standardized; mean of
 the softmax outputs of a multinomial logistic regression and 3 one-hidden-layer ReLU MLPs
-(64 units, different seeds). Training is weighted so that every role weighs the same and the
+(64 units, different seeds), then a calibration temperature fitted on the out-of-fold
+probabilities of a leave-one-pack-out CV (always run; ``--no-calibrate`` skips it). Training is weighted so that every role weighs the same and the
 velocity layers of one Hydrogen instrument count as one sample.
 
     cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/train_role.py
@@ -48,13 +54,24 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import EVAL_DATA, labels  # noqa: E402
+from benchmarks.common import EVAL_DATA, labels, machine  # noqa: E402
 from loopmind.library.analysis import role as role_mod  # noqa: E402
 from loopmind.library.analysis.role import FEATURE_NAMES, ROLES, RoleModel  # noqa: E402
 from loopmind.library.audio import decode  # noqa: E402
 
 AUDIO_DIR = EVAL_DATA
 FLUID_SF2 = Path(".pkgs/fluid-soundfont-gm/usr/share/sounds/sf2/FluidR3_GM.sf2")
+# further General MIDI soundfonts from Debian packages, fetched with
+#   apt-get download PKG && dpkg-deb -x PKG_*.deb $EVAL_DATA/.pkgs-extra/PKG
+# (independent of the dev set's packs; see models/role.md). avldrums.lv2-soundfont is NOT
+# used: its Black Pearl kit is the same recording as hydrogen-drumkits' "The Black Pearl".
+EXTRA_DIR = Path(".pkgs-extra")
+EXTRA_SOUNDFONTS = {
+    "timgm6mb-soundfont": "usr/share/sounds/sf2/TimGM6mb.sf2",
+    "musescore-general-soundfont-small": "usr/share/sounds/sf3/MuseScore_General_Lite.sf3",
+    "csound-soundfont": "usr/share/sounds/sf2/sf_GMbank.sf2",
+    "opl3-soundfont": "usr/share/sounds/sf2/OPL-3_FM_128M.sf2",
+}
 SR = 22050
 N_AUG = 3
 SEED = 440
@@ -153,6 +170,43 @@ def _write_midi(path: Path, events: list[tuple[float, bytes]]) -> None:
                      + struct.pack(">I", len(trk)) + trk)
 
 
+def drum_kits(sf2: Path) -> list[int]:
+    """The GM drum-kit programs (of ``_GM_KITS``) that a soundfont has in bank 128.
+
+    Reads the preset headers (``phdr`` records of 38 bytes) of the RIFF file (sf2 or sf3).
+    """
+    data = Path(sf2).read_bytes()
+    i = data.find(b"phdr")
+    n = struct.unpack("<I", data[i + 4: i + 8])[0] // 38 - 1  # the last record is a sentinel
+    kits = set()
+    for k in range(n):
+        prog, bank = struct.unpack("<HH", data[i + 8 + 38 * k + 20: i + 8 + 38 * k + 24])
+        if bank == 128:
+            kits.add(prog)
+    return [k for k in _GM_KITS if k in kits] or [0]
+
+
+def synthetic_sources(extra: bool) -> list[Path]:
+    """FluidR3_GM, plus the extra Debian soundfonts when ``extra`` (all must be present)."""
+    paths = [AUDIO_DIR / FLUID_SF2]
+    if extra:
+        for pkg, rel in EXTRA_SOUNDFONTS.items():
+            path = AUDIO_DIR / EXTRA_DIR / pkg / rel
+            if not path.exists():
+                raise SystemExit(f"{path} missing: apt-get download {pkg} and dpkg-deb -x it "
+                                 f"into {AUDIO_DIR / EXTRA_DIR / pkg} (or pass --no-extra)")
+            paths.append(path)
+    return paths
+
+
+def render_all(paths: list[Path]) -> list[Item]:
+    """Synthetic one-shots of every soundfont in ``paths`` (a different seed for each)."""
+    items: list[Item] = []
+    for k, path in enumerate(paths):
+        items += render_synthetic(path, seed=SEED + k)
+    return items
+
+
 def render_synthetic(sf2: Path, *, seed: int = SEED) -> list[Item]:
     """Render labelled one-shots from a GM soundfont with the fluidsynth command line."""
     import soundfile as sf
@@ -171,7 +225,7 @@ def render_synthetic(sf2: Path, *, seed: int = SEED) -> list[Item]:
                 short = r in ("bass", "guitar", "keys") and rng.random() < 0.5
                 dur = float(rng.uniform(0.15, 0.6) if short else rng.uniform(0.6, 3.0))
                 plan.append((r, 0, prog, notes, int(rng.integers(60, 127)), dur, 2.5))
-    for kit in _GM_KITS:
+    for kit in drum_kits(sf2):
         for r, notes in _GM_DRUMS.items():
             for n in notes:
                 plan.append((r, 9, kit, [n], int(rng.integers(50, 127)), 0.2, 3.0))
@@ -419,6 +473,28 @@ def fit_role_model(X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
     return tensors
 
 
+def fit_temperature(proba: np.ndarray, truth, *, weights: np.ndarray | None = None) -> float:
+    """Temperature T minimizing the log loss of ``softmax(log(proba) / T)`` against ``truth``.
+
+    Fitted on out-of-fold (leave-one-pack-out) probabilities, so T > 1 undoes the model's
+    over-confidence on packs it has not seen.
+    """
+    from scipy.optimize import minimize_scalar
+
+    logp = np.log(np.clip(np.asarray(proba, np.float64), 1e-12, 1.0))
+    idx = np.array([ROLES.index(t) for t in truth])
+    w = np.ones(len(idx)) if weights is None else np.asarray(weights, np.float64)
+
+    def nll(log_t: float) -> float:
+        z = logp / np.exp(log_t)
+        z -= z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1))
+        return float(np.sum(w * (lse - z[np.arange(len(idx)), idx])) / w.sum())
+
+    res = minimize_scalar(nll, bounds=(np.log(0.25), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
+
+
 def grouped_cv(items: list[Item], X: np.ndarray, XA: np.ndarray | None,
                synth: list[Item], XS: np.ndarray | None, *, loops: bool = True,
                return_proba: bool = False):
@@ -446,14 +522,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "role.safetensors")
     ap.add_argument("--no-synth", action="store_true", help="train on the dev set only")
     ap.add_argument("--no-loops", action="store_true", help="no synthetic loops")
-    ap.add_argument("--cv", action="store_true",
-                    help="also run leave-one-pack-out CV for the card (about a minute)")
+    ap.add_argument("--no-extra", action="store_true",
+                    help="FluidR3_GM only (no soundfonts from .pkgs-extra)")
+    ap.add_argument("--no-calibrate", action="store_true",
+                    help="skip the leave-one-pack-out CV and store temperature 1 (quick runs)")
     args = ap.parse_args(argv)
     from safetensors.numpy import save_file
 
     t0 = time.time()
     items = load_dev_set()
-    synth = [] if args.no_synth else render_synthetic(AUDIO_DIR / FLUID_SF2)
+    sources = [] if args.no_synth else synthetic_sources(not args.no_extra)
+    synth = render_all(sources)
     X = features(items)
     XA = augmented_features(items)
     XS = features(synth) if synth else None
@@ -465,43 +544,59 @@ def main(argv: list[str] | None = None) -> int:
     oneshot = np.array([it.kind == "oneshot" for it in items])
     pred = np.array([ROLES[i] for i in model.predict_proba(X).argmax(axis=1)])
     in_sample = float(np.mean(pred[oneshot] == truth[oneshot]))
-    cv_acc = None
-    if args.cv:
-        cvp = grouped_cv(items, X, XA, synth, XS, loops=not args.no_loops)
+    cv_acc, temperature = None, 1.0
+    if not args.no_calibrate:
+        # the temperature is fitted on out-of-fold probabilities: how sure the model should be
+        # on a pack it has never heard
+        cvp, cv_proba = grouped_cv(items, X, XA, synth, XS, loops=not args.no_loops,
+                                   return_proba=True)
         cv_acc = float(np.mean(cvp[oneshot] == truth[oneshot]))
+        # every role weighs the same in the fit, as in training: the dev set is 80 % drums,
+        # and a plain fit would calibrate for drums while the tonal roles (where the model is
+        # most often confidently wrong) are common in producers' libraries
+        temperature = fit_temperature(cv_proba, truth,
+                                      weights=balanced_weights(truth, np.ones(len(truth))))
+    tensors["temperature"] = np.array([temperature], np.float32)
     date = _dt.date.today().isoformat()
     meta = {"roles": json.dumps(list(ROLES)), "features": json.dumps(list(FEATURE_NAMES)),
             "trained": date, "recipe": "benchmarks/train_role.py",
-            "n_dev": str(len(items)), "n_synth": str(len(synth)), "n_aug": str(N_AUG)}
+            "n_dev": str(len(items)), "n_synth": str(len(synth)), "n_aug": str(N_AUG),
+            "soundfonts": json.dumps([s.name for s in sources]),
+            "temperature": f"{temperature:.4f}"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
               str(args.out), metadata=meta)
     os.chmod(args.out, 0o644)  # save_file writes 0600; the model must be readable by anyone
     n_params = int(sum(v.size for v in tensors.values()))
-    write_card(args.out.with_suffix(".md"), items=items, synth=synth, n_params=n_params,
-               size_bytes=args.out.stat().st_size, in_sample=in_sample, cv_acc=cv_acc,
-               date=date, n_train=len(ytr))
+    write_card(args.out.with_suffix(".md"), items=items, synth=synth, sources=sources,
+               n_params=n_params, size_bytes=args.out.stat().st_size, in_sample=in_sample,
+               cv_acc=cv_acc, temperature=temperature, date=date, n_train=len(ytr))
     print(f"wrote {args.out} ({n_params} parameters, {args.out.stat().st_size} bytes); "
           f"in-sample one-shot accuracy {in_sample:.3f}"
           + (f"; leave-one-pack-out {cv_acc:.3f}" if cv_acc is not None else "")
+          + f"; temperature {temperature:.2f}"
           + f"; {time.time() - t0:.0f} s")
     return 0
 
 
-def write_card(path: Path, *, items, synth, n_params, size_bytes, in_sample, cv_acc, date,
-               n_train) -> None:
+def write_card(path: Path, *, items, synth, sources, n_params, size_bytes, in_sample, cv_acc,
+               temperature, date, n_train) -> None:
     def fmt(counter) -> str:
         return ", ".join(f"{k} {v}" for k, v in counter.most_common())
 
     counts = fmt(collections.Counter(it.truth for it in items))
     scounts = fmt(collections.Counter(s.truth for s in synth))
+    per_font = fmt(collections.Counter(s.pack.split(":", 1)[1] for s in synth))
+    pkg_of = {Path(rel).name: pkg for pkg, rel in EXTRA_SOUNDFONTS.items()}
+    pkg_of[FLUID_SF2.name] = "fluid-soundfont-gm"
+    fonts = ", ".join(f"{p.name} (Debian `{pkg_of.get(p.name, '?')}`)" for p in sources)
     packs = fmt(collections.Counter(it.pack for it in items))
     cv_line = (f"| leave-one-pack-out CV, one-shots (honest) | {cv_acc:.3f} |" if cv_acc
-               is not None else "| leave-one-pack-out CV, one-shots (honest) | see "
-               "benchmarks/results/role.md |")
+               is not None else "| leave-one-pack-out CV, one-shots (honest) | not run "
+               "(--no-calibrate) |")
     path.write_text(f"""# role.safetensors — instrument role from audio
 
-Trained {date} by `benchmarks/train_role.py`; read by
+Trained {date} by `benchmarks/train_role.py` ({machine()}); read by
 `loopmind/library/analysis/role.py` (`RoleModel`, numpy only; the file holds weights and a
 JSON header, nothing executable).
 
@@ -514,15 +609,22 @@ file and folder words.
 
 ## Model
 Standardization (mean/scale) → average of the softmax outputs of a multinomial logistic
-regression (C = 0.1) and 3 one-hidden-layer ReLU MLPs (64 units, L2 alpha 1, seeds 0-2).
+regression (C = 0.1) and 3 one-hidden-layer ReLU MLPs (64 units, L2 alpha 1, seeds 0-2),
+then calibrated: p ∝ p_ensemble^(1/T) with T = {temperature:.3f}, fitted (class-balanced log
+loss) on the out-of-fold probabilities of the leave-one-pack-out CV below. Without it the
+ensemble is over-confident on packs it has not heard, and file/folder words could rarely
+overrule it in `classify_role`.
 {n_params} parameters, {size_bytes} bytes (float32).
 
 ## Data
 * Dev set `role` rows, {len(items)} files. Packs: {packs}. Roles: {counts}.
   Hydrogen velocity layers of one instrument share a weight of one sample.
-* {len(synth)} synthetic one-shots rendered with fluidsynth from FluidR3_GM (unpacked by the
-  dev-set build): GM programs mapped to roles and every drum note of 8 GM kits. Roles:
-  {scounts}.
+* {len(synth)} synthetic one-shots rendered with fluidsynth from {len(sources)} General MIDI
+  soundfonts: {fonts}. GM programs mapped to roles and every drum note of each font's GM kits
+  (up to 8). Per font: {per_font}. Roles: {scounts}.
+  None of these fonts is known to share recordings with the dev set's packs (or with
+  hydrogen-drumkits, LMMS or Sonic Pi); avldrums.lv2-soundfont is deliberately not used (its
+  Black Pearl kit is hydrogen-drumkits' "The Black Pearl").
 * {N_AUG} augmented copies of every dev file (pitch ±2 semitones, trimmed tail, leading
   silence, low-pass, noise, gain).
 * Synthetic loops sequenced from the dev and synthetic one-shots on a 16th grid at
@@ -549,9 +651,15 @@ snare and hihat.
 ## Reproduce
 ```
 /work/shared/eval/build.sh /work/eval-data     # the dev set (and FluidR3_GM in .pkgs)
-cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/train_role.py --cv
+mkdir -p /work/eval-data/.pkgs-extra && cd /work/eval-data/.pkgs-extra
+for p in {" ".join(EXTRA_SOUNDFONTS)}; do
+  apt-get download $p && dpkg-deb -x ${{p}}_*.deb $p
+done
+cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/train_role.py
 ```
-Needs fluidsynth, scikit-learn and safetensors. Deterministic up to BLAS rounding.
+(`--no-extra` trains with FluidR3_GM only.) The leave-one-pack-out CV always runs, since the
+temperature is fitted on it (a few minutes on 2 cores). Needs fluidsynth (with sf3 support, as
+Debian's), scikit-learn and safetensors. Deterministic up to BLAS rounding.
 """)
 
 

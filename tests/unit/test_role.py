@@ -217,3 +217,42 @@ def test_model_roundtrip(model_at):
     p = model.predict_proba(np.zeros((3, F), np.float32))
     assert p.shape == (3, R)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def _tiny_model_tensors(temperature: float | None) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(440)
+    F, R = N_FEATURES, len(ROLES)
+    t = {"mean": np.zeros(F, np.float32), "scale": np.ones(F, np.float32),
+         "lr.weight": rng.standard_normal((R, F)).astype(np.float32) * 0.2,
+         "lr.bias": np.zeros(R, np.float32)}
+    if temperature is not None:
+        t["temperature"] = np.array([temperature], np.float32)
+    return t
+
+
+def test_temperature_softens_without_changing_the_ranking():
+    X = np.random.default_rng(440).standard_normal((5, N_FEATURES)).astype(np.float32)
+    raw = role_mod.RoleModel(_tiny_model_tensors(None)).predict_proba(X)
+    warm = role_mod.RoleModel(_tiny_model_tensors(2.0))
+    p = warm.predict_proba(X)
+    np.testing.assert_allclose(warm.predict_proba(X, calibrated=False), raw, rtol=1e-5)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    assert (p.argmax(axis=1) == raw.argmax(axis=1)).all()
+    assert (p.max(axis=1) < raw.max(axis=1)).all()
+    # p ∝ raw ** (1 / T)
+    q = np.sqrt(raw)
+    np.testing.assert_allclose(p, q / q.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, 1e6])
+def test_implausible_temperature_is_rejected(bad):
+    with pytest.raises(ValueError):
+        role_mod.RoleModel(_tiny_model_tensors(bad))
+
+
+def test_shipped_model_is_calibrated():
+    model = role_mod.get_model()
+    if model is None:
+        pytest.skip("models/role.safetensors not present")
+    # fitted on out-of-pack predictions, the model is less sure than in sample
+    assert 1.0 < model.temperature < 5.0
