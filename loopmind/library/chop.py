@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loopmind.library.analysis.tempo import TempoEstimate, _onsets, beat_grid
+from loopmind.library.analysis.tempo import TempoEstimate, beat_grid, onset_signals
 
 MAX_WHOLE_BARS = 8          # a loop up to this many bars stays whole
 MIN_LOOP_S = 0.9            # shorter than a bar at 250 BPM: a one-shot
@@ -75,7 +75,7 @@ def classify_kind(y: np.ndarray, *, sr: int, spec, tempo: TempoEstimate) -> tupl
     duration_s = len(y) / float(sr)
     if duration_s < MIN_LOOP_S or tempo.bpm is None:
         return "oneshot", 0.9 if duration_s < MIN_LOOP_S else 0.8
-    ons = _onsets(spec)
+    ons = onset_signals(spec)
     flux = ons.flux.copy()
     n = len(flux)
     # onsets spread over the file: the share of quarters of the file holding a clear onset

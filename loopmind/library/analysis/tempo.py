@@ -75,7 +75,7 @@ class TempoEstimate:
 
 # -- shared onset signals ------------------------------------------------------------------
 
-class _Onsets:
+class OnsetSignals:
     """Onset signals of one Spectrogram, computed once and cached on it."""
 
     def __init__(self, spec):
@@ -96,10 +96,12 @@ class _Onsets:
         self.silent = float(spec.rms.max()) < 1e-4 if self.n_frames else True
 
 
-def _onsets(spec) -> _Onsets:
+def onset_signals(spec) -> OnsetSignals:
+    """The onset signals of a Spectrogram, computed once and cached on it (tempo and the
+    chopper share them)."""
     cached = getattr(spec, "_loopmind_onsets", None)
     if cached is None:
-        cached = _Onsets(spec)
+        cached = OnsetSignals(spec)
         spec._loopmind_onsets = cached
     return cached
 
@@ -168,7 +170,7 @@ def _circular_spectrum(x: np.ndarray, n_exact: float) -> np.ndarray:
 
 # -- loop path -----------------------------------------------------------------------------
 
-def _loop_scores(ons: _Onsets, duration_s: float, bpm_hint: float | None, start: int = 0):
+def _loop_scores(ons: OnsetSignals, duration_s: float, bpm_hint: float | None, start: int = 0):
     """Score every whole-beat tempo of a loop of ``duration_s`` seconds.
 
     ``start`` is the first frame of the loop (0 for a whole file; a bar line for a window of
@@ -248,7 +250,7 @@ def _interp(a: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return np.interp(pos, np.arange(len(a)), a, right=0.0)
 
 
-def _onset_scores(ons: _Onsets, bpm_hint: float | None):
+def _onset_scores(ons: OnsetSignals, bpm_hint: float | None):
     """Score the log-spaced BPM grid from onset autocorrelations.
 
     Returns:
@@ -279,7 +281,7 @@ def _onset_scores(ons: _Onsets, bpm_hint: float | None):
     return _GRID, score, periodic
 
 
-def _bar_window_level(y, sr, spec, ons: _Onsets, bpm: float, bpm_hint: float | None
+def _bar_window_level(y, sr, spec, ons: OnsetSignals, bpm: float, bpm_hint: float | None
                       ) -> tuple[float, float]:
     """Re-decide half/double of a free tempo on 4-bar windows that start on beats.
 
@@ -368,7 +370,7 @@ def estimate_tempo(y: np.ndarray, *, sr: int, spec=None, bpm_hint: float | None 
     duration_s = len(y) / float(sr)
     if duration_s <= 0 or len(y) < spec.n_fft // 2:
         return TempoEstimate(None, 0.0)
-    ons = _onsets(spec)
+    ons = onset_signals(spec)
     if ons.silent or ons.n_onsets < _MIN_ONSETS:
         return TempoEstimate(None, 0.0)
 
@@ -464,7 +466,7 @@ def beat_grid(y: np.ndarray, *, sr: int, spec, bpm: float, tightness: float = 10
     Returns:
         (beat_times_s, downbeat_times_s), float arrays in seconds.
     """
-    ons = _onsets(spec)
+    ons = onset_signals(spec)
     fr = ons.frame_rate
     period = 60.0 * fr / bpm
     flux = ons.flux.copy()
@@ -534,7 +536,7 @@ def _dp_beats(o: np.ndarray, period: float, tightness: float) -> np.ndarray:
     return beats
 
 
-def _downbeat_phase(spec, ons: _Onsets, beats: np.ndarray) -> int:
+def _downbeat_phase(spec, ons: OnsetSignals, beats: np.ndarray) -> int:
     """Which of the 4 beat phases starts the bars (0 = the first tracked beat).
 
     Three cues, each standardised over the 4 phases and added:
