@@ -42,31 +42,56 @@ def folder_for(session: Session, path: str) -> int | None:
     return best.id if best else None
 
 
-def _apply_segments(session: Session, row: AudioFile, result: FileResult) -> None:
+def _segment_values(seg) -> dict:
+    return dict(start_s=seg.start_s, end_s=seg.end_s, kind=seg.kind, bars=seg.bars,
+                bpm=seg.bpm, bpm_confidence=seg.bpm_confidence, key=seg.key,
+                key_confidence=seg.key_confidence, lufs=seg.lufs,
+                true_peak_db=seg.true_peak_db, role=seg.role,
+                role_confidence=seg.role_confidence,
+                embedding=None if seg.embedding is None
+                else seg.embedding.astype("float32").tobytes())
+
+
+def _tag_rows(row_id: int, result: FileResult) -> list[dict]:
+    seen: set[tuple[int, str, str]] = set()
+    rows = []
+    for seg in result.segments:
+        for name, source in seg.tags:
+            k = (seg.index if source == "analysis" else -1, name, source)
+            if k not in seen:
+                seen.add(k)
+                rows.append(dict(file_id=row_id, segment_index=k[0], name=name, source=source))
+    return rows
+
+
+def _apply_segments(session: Session, row: AudioFile, result: FileResult, *,
+                    new: bool = False) -> None:
+    from sqlalchemy import insert
+
+    if new:
+        # a new file: plain bulk inserts (the common case of a first scan, ~3x cheaper)
+        if result.segments:
+            session.execute(insert(Segment), [
+                dict(file_id=row.id, index=seg.index, **_segment_values(seg))
+                for seg in result.segments])
+        tags = _tag_rows(row.id, result)
+        if tags:
+            session.execute(insert(Tag), tags)
+        return
     existing = {s.index: s for s in session.exec(
         select(Segment).where(Segment.file_id == row.id)).all()}
     for seg in result.segments:
         s = existing.pop(seg.index, None) or Segment(file_id=row.id, index=seg.index)
-        s.start_s, s.end_s, s.kind, s.bars = seg.start_s, seg.end_s, seg.kind, seg.bars
-        s.bpm, s.bpm_confidence = seg.bpm, seg.bpm_confidence
-        s.key, s.key_confidence = seg.key, seg.key_confidence
-        s.lufs, s.true_peak_db = seg.lufs, seg.true_peak_db
-        s.role, s.role_confidence = seg.role, seg.role_confidence
-        s.embedding = None if seg.embedding is None else seg.embedding.astype("float32").tobytes()
+        for name, value in _segment_values(seg).items():
+            setattr(s, name, value)
         session.add(s)
     for stale in existing.values():
         session.delete(stale)
     # tags from analysis and file names are re-derived; user tags stay
     session.exec(delete(Tag).where(Tag.file_id == row.id,
                                    col(Tag.source).in_(["analysis", "filename"])))
-    seen: set[tuple[int, str, str]] = set()
-    for seg in result.segments:
-        for name, source in seg.tags:
-            k = (seg.index if source == "analysis" else -1, name, source)
-            if k in seen:
-                continue
-            seen.add(k)
-            session.add(Tag(file_id=row.id, segment_index=k[0], name=name, source=source))
+    for t in _tag_rows(row.id, result):
+        session.add(Tag(**t))
 
 
 def store_result(library: Library, result: FileResult) -> StoreOutcome:
@@ -83,6 +108,7 @@ def store_result(library: Library, result: FileResult) -> StoreOutcome:
                 if cand.status == "missing" or not os.path.exists(old):
                     row, action = cand, "moved"
                     break
+        is_new = row is None
         if row is None:
             row = AudioFile(path=display_path(result.path), path_bytes=key)
         elif action == "moved":
@@ -109,7 +135,7 @@ def store_result(library: Library, result: FileResult) -> StoreOutcome:
         row.analysis_version = ANALYSIS_VERSION
         session.add(row)
         session.flush()
-        _apply_segments(session, row, result)
+        _apply_segments(session, row, result, new=is_new)
         return StoreOutcome(action, row.id, result.path, segments=len(result.segments))
 
 
