@@ -250,6 +250,17 @@ def _resampler(sr_in: int, sr_out: int):
     return run
 
 
+def check_duration(info: AudioInfo, max_duration_s: float | None) -> None:
+    """Refuse a file whose header says it is longer than ``max_duration_s``.
+
+    Raises:
+        DecodeError: the file is too long.
+    """
+    if max_duration_s is not None and info.duration_s > max_duration_s:
+        raise DecodeError(f"too long: {info.duration_s / 60:.1f} min "
+                          f"(limit {max_duration_s / 60:.0f} min)")
+
+
 def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
            max_duration_s: float | None = None, info: AudioInfo | None = None) -> DecodedAudio:
     """Decode a file to a mono analysis signal and measure its loudness.
@@ -271,9 +282,7 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
         info = probe(path)
     if info.format == "FFMPEG":
         return _ffmpeg_decode(path, info, sr=sr, max_duration_s=max_duration_s)
-    if max_duration_s is not None and info.duration_s > max_duration_s:
-        raise DecodeError(f"too long: {info.duration_s / 60:.1f} min "
-                          f"(limit {max_duration_s / 60:.0f} min)")
+    check_duration(info, max_duration_s)
     meter_channels = min(info.channels, 2)
     meter = LoudnessMeter(info.sr, meter_channels)
     resample = _resampler(info.sr, sr)

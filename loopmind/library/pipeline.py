@@ -69,8 +69,7 @@ def process_file(path: str, *, known_hash: str | None = None,
         embedder_name: the embedder to run in the embed stage (None: no embedding yet).
     """
     from loopmind.library.analysis.segments import analyze_audio
-    from loopmind.errors import DecodeError
-    from loopmind.library.audio import decode, probe
+    from loopmind.library.audio import check_duration, decode, probe
 
     t0 = time.perf_counter()
     result = FileResult(path=path)
@@ -79,9 +78,7 @@ def process_file(path: str, *, known_hash: str | None = None,
         result.size, result.mtime_ns = st.st_size, st.st_mtime_ns
         # the header first: an hour-long file is refused before 600 MB are read for a hash
         info = probe(path)
-        if max_duration_s is not None and info.duration_s > max_duration_s:
-            raise DecodeError(f"too long: {info.duration_s / 60:.1f} min "
-                              f"(limit {max_duration_s / 60:.0f} min)")
+        check_duration(info, max_duration_s)
         result.content_hash = file_hash(path)
         if known_hash is not None and result.content_hash == known_hash:
             result.unchanged = True

@@ -13,6 +13,7 @@ from loopmind.library.analysis.key import (
     estimate_key,
     fifth_neighbors,
     parse_key,
+    parallel,
     relative,
 )
 
@@ -209,3 +210,11 @@ def test_relative_and_fifths():
     assert all(relative(relative(k)) == k for k in KEYS)
     with pytest.raises(ValueError):
         relative("not a key")
+
+
+def test_parallel():
+    assert parallel("F minor") == "F major"
+    assert parallel("Gbm") == "F# major"
+    assert all(parallel(parallel(k)) == k for k in KEYS)
+    with pytest.raises(ValueError):
+        parallel("not a key")

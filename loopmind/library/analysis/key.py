@@ -322,6 +322,15 @@ def relative(key: str) -> str:
     return KEYS[(tonic + 3) % 12] if minor else KEYS[(tonic + 9) % 12 + 12]
 
 
+def parallel(key: str) -> str:
+    """The parallel key: same tonic, other mode ("F minor" -> "F major").
+
+    Raises:
+        ValueError: ``key`` is not a key name ``parse_key`` understands.
+    """
+    return KEYS[(_key_index(key) + 12) % 24]
+
+
 def fifth_neighbors(key: str) -> tuple[str, str]:
     """The keys a fifth above (dominant) and a fifth below (subdominant), same mode.
 

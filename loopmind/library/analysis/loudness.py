@@ -29,7 +29,6 @@ def k_weighting_sos(sr: int) -> np.ndarray:
     """
     # high shelf, +4 dB above ~1.5 kHz
     G, Q, fc = 3.999843853973347, 0.7071752369554196, 1681.974450955533
-    A = 10 ** (G / 40.0)
     K = np.tan(np.pi * fc / sr)
     Vh = 10 ** (G / 20.0)
     Vb = Vh ** 0.4996667741545416
@@ -37,7 +36,6 @@ def k_weighting_sos(sr: int) -> np.ndarray:
     b_shelf = [(Vh + Vb * K / Q + K * K) / a0, 2.0 * (K * K - Vh) / a0,
                (Vh - Vb * K / Q + K * K) / a0]
     a_shelf = [1.0, 2.0 * (K * K - 1.0) / a0, (1.0 - K / Q + K * K) / a0]
-    del A
     # RLB high-pass at ~38 Hz
     Q, fc = 0.5003270373238773, 38.13547087602444
     K = np.tan(np.pi * fc / sr)
@@ -167,7 +165,6 @@ class LoudnessMeter:
         self._tp: list[np.ndarray] = []
         self._tail = np.zeros((channels, 2 * _TP_HALF), dtype=np.float32)
         self._tp_pending = np.zeros((channels, 0), dtype=np.float32)
-        self._started = False
 
     def feed(self, block: np.ndarray) -> None:
         """Add a block of shape (frames, channels), float32."""
@@ -189,9 +186,7 @@ class LoudnessMeter:
             self._emit_tp(buf[:, : n_tp * self.step])
         self._tp_pending = buf[:, n_tp * self.step:]
 
-    def _emit_tp(self, core: np.ndarray, *, final: bool = False) -> None:
-        nxt = self._tp_pending if final else None
-        del nxt
+    def _emit_tp(self, core: np.ndarray) -> None:
         # context: previous tail on the left, zeros on the right (a few samples of look-ahead
         # are lost at block edges; the effect on a peak estimate is far below 0.1 dB)
         left = self._tail[:, -_TP_HALF:]
@@ -212,14 +207,7 @@ class LoudnessMeter:
         if self._tp_pending.shape[1]:
             core = self._tp_pending
             self._tp_pending = np.zeros((self.channels, 0), dtype=np.float32)
-            left = self._tail[:, -_TP_HALF:]
-            right = np.zeros((core.shape[0], _TP_HALF), dtype=np.float32)
-            peaks = None
-            for ch in range(core.shape[0]):
-                x = np.concatenate([left[ch], core[ch], right[ch]])
-                p = _block_true_peak(x, self.step)
-                peaks = p if peaks is None else np.maximum(peaks, p)
-            self._tp.append(peaks)
+            self._emit_tp(core)
         ms = np.concatenate(self._ms) if self._ms else np.zeros(0)
         tp = np.concatenate(self._tp) if self._tp else np.zeros(0, dtype=np.float32)
         n = min(len(ms), len(tp))

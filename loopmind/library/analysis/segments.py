@@ -128,9 +128,8 @@ def _key_with_name(est, name_key: str | None):
         return key_mod.KeyEstimate(name_key, 0.4)
     if est.key == name_key:
         return key_mod.KeyEstimate(est.key, max(est.confidence, 0.9))
-    neighbours = {key_mod.relative(name_key), *key_mod.fifth_neighbors(name_key)}
-    tonic, mode = name_key.rsplit(" ", 1)
-    neighbours.add(f"{tonic} {'minor' if mode == 'major' else 'major'}")
+    neighbours = {key_mod.relative(name_key), key_mod.parallel(name_key),
+                  *key_mod.fifth_neighbors(name_key)}
     if est.key in neighbours or est.confidence < 0.8:
         return key_mod.KeyEstimate(name_key, 0.7)
     return est
