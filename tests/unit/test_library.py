@@ -58,6 +58,16 @@ def folder(tmp_path):
     return root
 
 
+@pytest.fixture
+def indexed(folder):
+    """The sample folder, watched and scanned once: (library, indexer, folder)."""
+    lib = Library()
+    idx = Indexer(lib, workers=1)
+    idx.add_folder(folder)
+    idx.scan()
+    return lib, idx, folder
+
+
 def checksum_tree(root):
     out = {}
     for dirpath, _, files in os.walk(root):
@@ -122,11 +132,8 @@ def test_pool_scan(folder):
     assert r.indexed == 3 and r.failed == 0
 
 
-def test_move_keeps_identity_tags_and_user_values(folder):
-    lib = Library()
-    idx = Indexer(lib, workers=1)
-    idx.add_folder(folder)
-    idx.scan()
+def test_move_keeps_identity_tags_and_user_values(indexed):
+    lib, idx, folder = indexed
     seg = [x for x in list_segments(lib) if "beat_120bpm" in x["path"]][0]
     assert set_user_values(lib, seg["id"], bpm=121.0, role="drumloop", tags=["favourite"])
     dst = folder / "Moved" / "renamed_groove.wav"
@@ -140,11 +147,8 @@ def test_move_keeps_identity_tags_and_user_values(folder):
     assert moved[0]["bpm"] == 121.0 and "favourite" in moved[0]["tags"]
 
 
-def test_reanalysis_keeps_user_values(folder):
-    lib = Library()
-    idx = Indexer(lib, workers=1)
-    idx.add_folder(folder)
-    idx.scan()
+def test_reanalysis_keeps_user_values(indexed):
+    lib, idx, folder = indexed
     seg = [x for x in list_segments(lib) if "pad_A" in x["path"]][0]
     set_user_values(lib, seg["id"], key="D minor", tags=["mine"])
     # content changes: the file is re-analyzed, the user's values stay
@@ -155,11 +159,8 @@ def test_reanalysis_keeps_user_values(folder):
     assert again["key"] == "D minor" and "mine" in again["tags"]
 
 
-def test_delete_and_readd(folder):
-    lib = Library()
-    idx = Indexer(lib, workers=1)
-    idx.add_folder(folder)
-    idx.scan()
+def test_delete_and_readd(indexed):
+    lib, idx, folder = indexed
     seg = [x for x in list_segments(lib) if "beat_90bpm" in x["path"]][0]
     set_user_values(lib, seg["id"], tags=["keeper"])
     keep = (folder / "Drums" / "beat_90bpm.wav").read_bytes()
@@ -173,11 +174,8 @@ def test_delete_and_readd(folder):
     assert back and back[0]["file_id"] == seg["file_id"] and "keeper" in back[0]["tags"]
 
 
-def test_missing_folder_is_reported_not_fatal(folder, tmp_path):
-    lib = Library()
-    idx = Indexer(lib, workers=1)
-    idx.add_folder(folder)
-    idx.scan()
+def test_missing_folder_is_reported_not_fatal(indexed, tmp_path):
+    lib, idx, folder = indexed
     shutil.move(folder, tmp_path / "elsewhere")
     r = idx.scan()
     assert r.warnings and "folder not found" in r.warnings[0]
@@ -198,15 +196,12 @@ def test_indexer_lock_is_exclusive():
                 pass
 
 
-def test_full_disk_is_one_clear_error_and_nothing_is_lost(folder, tmp_path):
+def test_full_disk_is_one_clear_error_and_nothing_is_lost(indexed):
     from sqlalchemy import event
 
     from loopmind.errors import LibraryError
 
-    lib = Library()
-    idx = Indexer(lib, workers=1)
-    idx.add_folder(folder)
-    idx.scan()
+    lib, idx, folder = indexed
     before = list_segments(lib)
     # more files arrive, then the disk fills up: SQLite answers SQLITE_FULL
     for i in range(12):
