@@ -5,11 +5,11 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.unit.test_library import SR, drum_loop, pad_tone
+from fixtures_audio import SR, drum_loop
+from tests.unit.test_library import pad_tone
 
 REQUIRED = {"path", "segment", "start_s", "end_s", "kind", "bars", "bpm", "bpm_confidence",
             "key", "key_confidence", "role", "role_confidence", "tags", "lufs",

@@ -5,42 +5,19 @@ import os
 import shutil
 import sqlite3
 
-import numpy as np
 import pytest
 import soundfile as sf
 
+from fixtures_audio import SR, drum_loop, tone
 from loopmind.config import get_settings
 from loopmind.library.db import Library
 from loopmind.library.indexer import Indexer
 from loopmind.library.queries import list_segments, set_user_values, status
 
-SR = 44100
 
-
-def drum_loop(bpm=120.0, bars=2, seed=440):
-    """Kick on every beat, hat on eighths: a bar-exact loop."""
-    rng = np.random.default_rng(seed)
-    beat = int(round(60.0 / bpm * SR))
-    n = beat * 4 * bars
-    y = np.zeros(n, dtype=np.float32)
-    t = np.arange(int(0.25 * SR)) / SR
-    kick = np.sin(2 * np.pi * (50 + 100 * np.exp(-t * 30)) * t) * np.exp(-t * 12)
-    hat = rng.standard_normal(int(0.04 * SR)) * np.exp(-np.arange(int(0.04 * SR)) / 200)
-    for b in range(4 * bars):
-        a = b * beat
-        seg = kick[: n - a]
-        y[a:a + len(seg)] += 0.8 * seg
-        h = a + beat // 2
-        if h < n:
-            seg = hat[: n - h]
-            y[h:h + len(seg)] += 0.2 * seg
-    return y
-
-
-def pad_tone(freq=220.0, seconds=4.0):
-    t = np.arange(int(seconds * SR)) / SR
-    y = sum(np.sin(2 * np.pi * freq * k * t) / k for k in (1, 2, 3, 4))
-    return (0.3 * y * np.minimum(1, t * 4) * np.minimum(1, (seconds - t) * 4)).astype(np.float32)
+def pad_tone(freq, seconds=4.0):
+    """A sustained four-partial tone with slow fades (a pad-like sound)."""
+    return tone(freq, seconds, harmonics=4, amplitude=0.3, fade_s=0.25)
 
 
 def write(path, y, sr=SR):

@@ -9,7 +9,8 @@ import time
 
 import soundfile as sf
 
-from tests.unit.test_library import SR, drum_loop, pad_tone
+from fixtures_audio import SR, drum_loop
+from tests.unit.test_library import pad_tone
 
 N_FILES = 24
 

@@ -4,7 +4,6 @@ import os
 import shutil
 import time
 
-import numpy as np
 import pytest
 import soundfile as sf
 
@@ -12,7 +11,8 @@ from loopmind.library.db import Library
 from loopmind.library.indexer import Indexer
 from loopmind.library.queries import list_segments
 from loopmind.library.watcher import Watcher, watch_in_thread
-from tests.unit.test_library import SR, drum_loop, pad_tone
+from fixtures_audio import SR, drum_loop
+from tests.unit.test_library import pad_tone
 
 
 def wait_for(pred, timeout=10.0, step=0.05):
