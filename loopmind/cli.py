@@ -338,11 +338,9 @@ def analyze(paths: tuple[str, ...], as_json: bool) -> None:
 def set_cmd(segment_id: int, bpm, key, role, tags) -> None:
     """Set a segment's BPM, key, role or tags by hand (re-analysis keeps them)."""
     from loopmind.library.analysis.key import parse_key
-    from loopmind.library.models import Segment
+    from loopmind.library.analysis.role import ROLES
     from loopmind.library.queries import set_user_values
 
-    ROLES = {"kick", "snare", "hihat", "cymbal", "tom", "clap", "perc", "drumloop", "bass",
-             "keys", "pad", "lead", "strings", "guitar", "vocal", "fx"}
     if key is not None:
         canon = parse_key(key)
         if canon is None:
@@ -355,7 +353,6 @@ def set_cmd(segment_id: int, bpm, key, role, tags) -> None:
     lib = _open_library()
     if not set_user_values(lib, segment_id, bpm=bpm, key=key, role=role, tags=list(tags)):
         _fail(f"no segment with id {segment_id}")
-    del Segment
     click.echo(f"segment {segment_id} updated")
 
 

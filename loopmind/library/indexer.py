@@ -150,7 +150,7 @@ class Indexer:
         run_jobs(jobs, workers=min(self.workers, max(1, total)), on_result=on_result,
                  max_duration_s=self.settings.max_duration_s, sr=self.settings.analysis_sr,
                  embedder_name=self.embedder_name)
-        gone = [p for p in vanished if p in vanished and not os.path.exists(p)]
+        gone = [p for p in vanished if not os.path.exists(p)]
         report.missing += store.mark_missing(self.library, gone)
         return report
 

@@ -11,6 +11,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from loopmind.library.analysis.role import DRUM_ROLES
+
 # word -> role; a file-name word is stronger evidence than a folder word
 ROLE_WORDS: dict[str, str] = {}
 for _role, _words in {
@@ -164,7 +166,7 @@ def parse_name(path: os.PathLike | str, *, folder_levels: int = 3) -> NameHints:
         hints.kind = "loop"
     elif all_words & ONESHOT_WORDS:
         hints.kind = "oneshot"
-    if hints.role in ("kick", "snare", "hihat", "cymbal", "tom", "clap", "perc") and \
+    if hints.role in DRUM_ROLES and \
             hints.kind == "loop" and not (set(file_words) & set(ROLE_WORDS) - {"loop"}):
         hints.role = "drumloop"
     hints.bpm, hints.bpm_explicit = _bpm_from(stem, file_words)

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from loopmind.errors import AnalysisError
+from loopmind.library.analysis.role import DRUM_ROLES
 
-DRUM_ROLES = frozenset({"kick", "snare", "hihat", "cymbal", "tom", "clap", "perc", "drumloop"})
+# drum sounds and drum loops carry no key
+UNPITCHED_ROLES = DRUM_ROLES | {"drumloop"}
 SILENCE_LUFS = -70.0
 
 
@@ -80,7 +82,7 @@ def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None) -> li
         role = role_mod.classify_role(ys, sr=sr, spec=sspec, kind=span.kind,
                                       name_role=hints.role,
                                       name_confidence=hints.role_confidence)
-        if role.role in DRUM_ROLES:
+        if role.role in UNPITCHED_ROLES:
             key_est = key_mod.KeyEstimate(None, 0.0)
         else:
             key_est = _key_with_name(key_mod.estimate_key(ys, sr=sr, spec=sspec), hints.key)
