@@ -14,7 +14,8 @@ from loopmind.errors import LibraryError
 from loopmind.library import store
 from loopmind.library.db import Library
 from loopmind.library.models import ANALYSIS_VERSION, AudioFile, WatchedFolder
-from loopmind.library.pipeline import FileResult, Job, file_hash, resolve_folder, run_jobs
+from loopmind.library.pipeline import (FileResult, Job, file_hash, is_under, resolve_folder,
+                                       run_jobs)
 from loopmind.library.scanner import Found, display_path, walk
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class Indexer:
         on_disk = {f.path for f in found}
         vanished = {p: r for p, r in known.items()
                     if r.status != "missing" and p not in on_disk
-                    and any(p.startswith(t.rstrip(os.sep) + os.sep) for t in targets)}
+                    and any(is_under(p, t) for t in targets)}
         by_size: dict[int, list[str]] = {}
         for p, r in vanished.items():
             by_size.setdefault(r.size, []).append(p)

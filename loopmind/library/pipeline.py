@@ -178,5 +178,7 @@ def resolve_folder(folder: str | os.PathLike) -> str:
 
 
 def is_under(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or inside it (by path components, not by prefix:
+    "/a/bc" is not under "/a/b")."""
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, delete, select
 
 from loopmind.library.db import Library
 from loopmind.library.models import ANALYSIS_VERSION, AudioFile, Segment, Tag, WatchedFolder, utcnow
-from loopmind.library.pipeline import FileResult
+from loopmind.library.pipeline import FileResult, is_under
 from loopmind.library.scanner import display_path
 
 
@@ -36,8 +36,7 @@ def folder_for(session: Session, path: str) -> int | None:
     folders = session.exec(select(WatchedFolder)).all()
     best = None
     for f in folders:
-        root = f.path.rstrip(os.sep) + os.sep
-        if path.startswith(root) and (best is None or len(f.path) > len(best.path)):
+        if is_under(path, f.path) and (best is None or len(f.path) > len(best.path)):
             best = f
     return best.id if best else None
 
@@ -164,11 +163,11 @@ def mark_missing(library: Library, paths: list[str]) -> int:
 
 def mark_missing_under(library: Library, folder: str) -> int:
     """Mark every file under a folder as gone (the folder was deleted or moved away)."""
-    prefix = os.fsencode(folder.rstrip(os.sep) + os.sep)
     with library.session() as session:
         rows = session.exec(select(AudioFile.path_bytes).where(
             AudioFile.status != "missing")).all()
-    return mark_missing(library, [os.fsdecode(p) for p in rows if p.startswith(prefix)])
+    paths = [os.fsdecode(p) for p in rows]
+    return mark_missing(library, [p for p in paths if p != folder and is_under(p, folder)])
 
 
 def move(library: Library, src: str, dst: str) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from loopmind.library import store
 from loopmind.library.audio import is_audio_path
 from loopmind.library.indexer import Indexer
-from loopmind.library.pipeline import resolve_folder
+from loopmind.library.pipeline import is_under
 from loopmind.library.scanner import walk
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,7 @@ class Watcher:
         self.pending[path] = _Pending(st.st_size, st.st_mtime_ns, time.monotonic())
 
     def _under_root(self, path: str) -> bool:
-        return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep)
-                   for r in self._roots_present)
+        return any(is_under(path, r) for r in self._roots_present)
 
     def _apply_event(self, kind: str, src: str, dest: str | None) -> None:
         if kind in ("created", "modified", "closed"):
@@ -136,8 +135,7 @@ class Watcher:
         elif kind in ("dir_created",):
             self._scan_dir(src)
         elif kind == "dir_deleted":
-            self.pending = {p: v for p, v in self.pending.items()
-                            if not p.startswith(src.rstrip(os.sep) + os.sep)}
+            self.pending = {p: v for p, v in self.pending.items() if not is_under(p, src)}
             if store.mark_missing_under(self.library, src):
                 self._changed("missing", src)
         elif kind == "dir_moved" and dest:
@@ -231,4 +229,4 @@ def watch_in_thread(indexer: Indexer, **kwargs) -> tuple[Watcher, threading.Thre
     return w, t
 
 
-__all__ = ["Watcher", "watch_in_thread", "resolve_folder"]
+__all__ = ["Watcher", "watch_in_thread"]
