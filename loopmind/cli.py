@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -143,6 +144,7 @@ def add(folders: tuple[str, ...], no_scan: bool) -> None:
     if added and not no_scan:
         with lib.indexer_lock():
             _print_report(_progress_scan(indexer, added))
+            _refresh_vectors(lib)
     sys.exit(1 if bad else 0)
 
 
@@ -169,6 +171,7 @@ def scan() -> None:
         _fail("no watched folders: add one with `loopmind add FOLDER`")
     with lib.indexer_lock():
         _print_report(_progress_scan(indexer))
+        _refresh_vectors(lib)
 
 
 @main.command()
@@ -186,9 +189,12 @@ def watch(no_scan: bool) -> None:
     with lib.indexer_lock():
         if not no_scan:
             _print_report(_progress_scan(indexer))
+        catalog = _refresh_vectors(lib)
 
         def on_change(action, path):
             click.echo(f"{action:>9}  {display_path(path)}")
+            if catalog is not None:
+                catalog.sync()  # the vector index follows the library as files change
 
         w = Watcher(indexer, on_change=on_change)
         w.start()
@@ -198,6 +204,9 @@ def watch(no_scan: bool) -> None:
         except KeyboardInterrupt:
             w.stop()
             click.echo("stopped", err=True)
+        finally:
+            if catalog is not None:
+                catalog.close()
 
 
 @main.command()
@@ -356,10 +365,245 @@ def set_cmd(segment_id: int, bpm, key, role, tags) -> None:
     click.echo(f"segment {segment_id} updated")
 
 
+def _catalog(lib):
+    from loopmind.index.catalog import Catalog
+
+    return Catalog(lib, on_message=lambda m: click.echo(f"note: {m}", err=True))
+
+
+def _refresh_vectors(lib):
+    """After a scan: re-embed sounds whose vector is missing or from another embedder, then
+    bring the vector index up to date and save it (so the next search starts at once)."""
+    from loopmind.errors import LoopMindError
+
+    try:
+        catalog = _catalog(lib)
+    except LoopMindError as exc:
+        click.echo(f"warning: no search vectors: {exc}", err=True)
+        return None
+    stale = catalog.stale_count()
+    if stale:
+        click.echo(f"embedding {stale} segments with the {catalog.embedder_id} embedder ...",
+                   err=True)
+        catalog.reembed()
+    catalog.vectors()
+    catalog.save()
+    return catalog
+
+
+def _filters(role, bpm, key, compatible, kind, folder):
+    from loopmind.index.search import Filters, parse_bpm_range, parse_key_option
+
+    return Filters(role=role, bpm=parse_bpm_range(bpm) if bpm else None,
+                   key=parse_key_option(key) if key else None, compatible=compatible,
+                   kind=kind, folder=folder)
+
+
+def _filter_options(fn):
+    for opt in reversed([
+        click.option("--role", default=None, help="Only this role (kick, bass, pad, ...)."),
+        click.option("--bpm", default=None, help="Tempo or range, e.g. 140 or 120-140."),
+        click.option("--key", default=None, help='Key, e.g. "F minor", Fm, F#min.'),
+        click.option("--compatible", is_flag=True,
+                     help="Related keys (relative, fifth) and tempi a 0.8-1.25 stretch "
+                          "reaches (half and double time too)."),
+        click.option("--kind", type=click.Choice(["loop", "oneshot"]), default=None),
+        click.option("--folder", default=None, type=click.Path(), help="Only under here."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _print_results(res, as_json: bool, *, show_why: bool = False) -> None:
+    if as_json:
+        click.echo(json.dumps(res.to_dict()))
+        return
+    for n in res.notes:
+        click.echo(f"note: {n}", err=True)
+    if not res.hits:
+        click.echo(res.reason or "no results")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold", box=None)
+    cols = ["id", "name", "seg", "kind", "role", "bpm", "key", "bars", "score"]
+    if show_why:
+        cols.append("why")
+    for c in cols:
+        table.add_column(c)
+    for h in res.hits:
+        row = [str(h.id), os.path.basename(h.path), str(h.segment), h.kind, h.role or "-",
+               _fmt(h.bpm, ".1f"), h.key or "-", _fmt(h.bars, "g"), _fmt(h.score, ".3f")]
+        if show_why:
+            row.append(h.why or "")
+        table.add_row(*row)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)
+
+
+@main.command()
+@click.argument("target")
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@_filter_options
+def similar(target: str, k: int, role, bpm, key, compatible, kind, folder, as_json) -> None:
+    """Sounds most like TARGET: a segment id, or a path (analyzed on the fly if it is not
+    in the library)."""
+    from loopmind.index.search import Searcher
+
+    lib = _open_library()
+    searcher = Searcher(lib, _catalog(lib))
+    res = searcher.similar(target, k=k, filters=_filters(role, bpm, key, compatible, kind,
+                                                          folder))
+    _print_results(res, as_json)
+    searcher.catalog.close()
+
+
+@main.command()
+@click.argument("query", nargs=-1)
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
+@_filter_options
+def search(query, limit, role, bpm, key, compatible, kind, folder, as_json) -> None:
+    """Search names, folders and tags ("dark 808 140"); a tempo or key in the query
+    becomes a filter."""
+    from loopmind.index.search import Searcher
+
+    lib = _open_library()
+    searcher = Searcher(lib)
+    res = searcher.search(" ".join(query), limit=limit,
+                          filters=_filters(role, bpm, key, compatible, kind, folder))
+    _print_results(res, as_json)
+
+
+@main.command()
+@click.argument("segment_ids", nargs=-1, required=True, type=int)
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@_filter_options
+def fits(segment_ids, k, role, bpm, key, compatible, kind, folder, as_json) -> None:
+    """Sounds that fit with the chosen segments: compatible key and tempo, a role they don't
+    have yet, ranked by how well they sit together."""
+    from loopmind.index.search import Searcher
+
+    lib = _open_library()
+    searcher = Searcher(lib, _catalog(lib))
+    res = searcher.fits(list(segment_ids), k=k,
+                        filters=_filters(role, bpm, key, compatible, kind, folder))
+    _print_results(res, as_json, show_why=True)
+    searcher.catalog.close()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--exact-only", is_flag=True, help="Only byte-identical files.")
+def dupes(as_json: bool, exact_only: bool) -> None:
+    """Exact duplicates (same content) and near duplicates (re-encoded, gain-changed,
+    trimmed or resampled copies), grouped."""
+    from loopmind.index.dupes import find_duplicates
+
+    lib = _open_library()
+    catalog = None if exact_only else _catalog(lib)
+
+    def vector_search(segment_id: int, k: int):
+        vec = catalog.vector_of(segment_id)
+        return [] if vec is None else catalog.vectors().search(vec, k + 1,
+                                                               exclude={segment_id})
+
+    report = find_duplicates(lib, vector_search=None if exact_only else vector_search,
+                             exact_only=exact_only)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+        return
+    click.echo(report.describe())
+
+
+@main.command()
+@click.option("--rebuild", is_flag=True, help="Rebuild the vector index from the library.")
+def index(rebuild: bool) -> None:
+    """Bring search vectors up to date (re-embed after changing the embedder)."""
+    lib = _open_library()
+    with lib.indexer_lock():
+        catalog = _refresh_vectors(lib)
+        if catalog is None:
+            sys.exit(1)
+        n = catalog.rebuild() if rebuild else len(catalog.vectors())
+    click.echo(f"vector index: {n} vectors ({catalog.embedder_id}) at {catalog.path}")
+
+
+@main.command()
+@click.argument("prompt", nargs=-1)
+@click.option("--from", "folder", type=click.Path(), default=None,
+              help="Make the song from the sounds in this folder.")
+@click.option("--tag", default=None, help="... from sounds with this tag or role.")
+@click.option("--query", default=None, help="... from the matches of a text search.")
+@click.option("--bpm", type=float, default=None, help="Song tempo (default: prompt, pool).")
+@click.option("--key", default=None, help='Song key, e.g. "F minor" (default: prompt, pool).')
+@click.option("--minutes", type=float, default=None, help="Length (default: the genre's).")
+@click.option("--mode", type=click.Choice(["direct", "interpret", "hybrid"]), default="direct",
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default: ./loopmind-songs/<prompt>-seed<N>).")
+@click.option("--flac", is_flag=True, help="Also write master.flac.")
+@click.option("--lufs", "target_lufs", type=float, default=None,
+              help="Master loudness target (default -14 LUFS).")
+@click.option("--json", "as_json", is_flag=True, help="Print the paths and a summary as JSON.")
+def generate(prompt, folder, tag, query, bpm, key, minutes, mode, seed, out_dir, flac,
+             target_lufs, as_json) -> None:
+    """Make a song from your sounds: "dark trap 140 in F minor"."""
+    from loopmind.generate.compose import generate_song
+
+    lib = _open_library()
+    if sum(x is not None for x in (folder, tag, query)) > 1:
+        _fail("use one of --from, --tag and --query")
+    if folder is not None and not os.path.isdir(folder):
+        _fail(f"not a folder: {folder}")
+
+    def stage(name: str) -> None:
+        if not as_json:
+            click.echo(f"{name} ...", err=True)
+
+    result = generate_song(lib, " ".join(prompt), folder=folder, tag=tag, query=query,
+                           bpm=bpm, key=key, minutes=minutes, mode=mode, seed=seed,
+                           out_dir=out_dir, flac=flac, target_lufs=target_lufs,
+                           on_stage=stage)
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+        return
+    _print_song(result)
+
+
+def _print_song(result) -> None:
+    s = result.summary
+    click.echo(f"{s['genre'] or 'song'}: {s['bpm']:g} BPM, {s['key'] or 'no key'}, "
+               f"{s['bars']} bars ({s['duration_s'] / 60:.1f} min)")
+    for sec in s["sections"]:
+        click.echo(f"  bar {sec['start_bar'] + 1:>3}  {sec['name']:<11} {sec['bars']:>2} bars  "
+                   f"{', '.join(sec['roles']) or '-'}")
+    for n in s["notes"]:
+        click.echo(f"  note: {n}")
+    m = result.mix_report
+    if m.get("master_lufs") is not None:
+        click.echo(f"master: {m['master_lufs']:.1f} LUFS, true peak "
+                   f"{m['master_true_peak_dbtp']:.1f} dBTP")
+    p = result.paths
+    click.echo(f"wrote {p['master']}")
+    click.echo(f"      {len(p['stems'])} stems in {Path(p['master']).parent / 'stems'}")
+    click.echo(f"      {p['arrangement']}")
+    click.echo(f"      {p['midi']}")
+    click.echo(f"rendered in {result.timings['total']:.1f} s")
+
+
 @main.command()
 @click.option("--force", is_flag=True, help="Rebuild the demo audio even if present.")
-def demo(force: bool) -> None:
-    """Build the demo library (synthesized here), index it and print what was found."""
+@click.option("--no-song", is_flag=True, help="Only build and index the demo library.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where the demo song goes (default: ./loopmind-songs/demo).")
+def demo(force: bool, no_song: bool, out_dir: str | None) -> None:
+    """Build the demo library (synthesized here), index it, make a song from it and print
+    where the files are."""
     from loopmind.demo import build_demo_library
     from loopmind.library.indexer import Indexer
     from loopmind.library.queries import list_segments
@@ -374,11 +618,22 @@ def demo(force: bool) -> None:
     indexer.add_folder(settings.demo_dir)
     with lib.indexer_lock():
         _print_report(_progress_scan(indexer, [str(settings.demo_dir)]))
+        _refresh_vectors(lib)
     _print_table(list_segments(lib))
     st = get_status(lib)
     click.echo("roles: " + ", ".join(f"{k} {v}" for k, v in sorted(
         st.roles.items(), key=lambda kv: -kv[1])))
     click.echo(f"library: {settings.db_path}")
+    if no_song:
+        return
+    from loopmind.generate.compose import generate_song
+
+    prompt = "dark trap 140 in F minor"
+    click.echo(f"generating a song: {prompt!r} ...")
+    out = out_dir or os.path.join(os.getcwd(), "loopmind-songs", "demo")
+    result = generate_song(lib, prompt, folder=str(settings.demo_dir), seed=0, out_dir=out,
+                           on_stage=lambda name: click.echo(f"{name} ...", err=True))
+    _print_song(result)
 
 
 if __name__ == "__main__":

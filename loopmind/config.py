@@ -2,7 +2,8 @@
 
 ``LOOPMIND_HOME`` moves everything (database, vector index, caches, config) into one folder.
 Without it the platform's user directories are used (via platformdirs). Individual values
-can be overridden with ``LOOPMIND_<NAME>`` environment variables, e.g. ``LOOPMIND_WORKERS``.
+can be overridden in ``config.toml`` (``workers = 2``, ``embedder = "clap"``) and, above
+that, with ``LOOPMIND_<NAME>`` environment variables, e.g. ``LOOPMIND_WORKERS``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class Settings:
         workers: size of the analysis process pool.
         max_duration_s: files longer than this are refused (bounded memory).
         settle_s: the watcher waits until a file's size and mtime are unchanged this long.
+        embedder: the embedder that makes search vectors ("features", or "clap" with a
+            local checkpoint).
+        clap_checkpoint: a local laion-clap checkpoint file (no download at run time).
+        stretch_cache_mb: size cap of the time-stretched audio cache.
     """
 
     data_dir: Path
@@ -41,6 +46,9 @@ class Settings:
     max_duration_s: float = 30 * 60.0
     settle_s: float = 0.25
     analysis_sr: int = 22050
+    embedder: str = "features"
+    clap_checkpoint: Path | None = None
+    stretch_cache_mb: float = 2048.0
 
     @property
     def db_path(self) -> Path:
@@ -49,6 +57,10 @@ class Settings:
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def vectors_path(self) -> Path:
+        return self.index_dir / "vectors.faiss"
 
     @property
     def config_path(self) -> Path:
@@ -78,17 +90,21 @@ class Settings:
                 cache_dir=Path(platformdirs.user_cache_dir(APP_NAME)),
                 config_dir=Path(platformdirs.user_config_dir(APP_NAME)),
             )
-        overrides: dict[str, object] = {}
+        values = _read_config(settings.config_path)
         for f in fields(cls):
             raw = env.get(f"LOOPMIND_{f.name.upper()}")
-            if raw is None:
-                continue
-            if f.name.endswith("_dir"):
-                overrides[f.name] = Path(raw).expanduser().absolute()
-            elif f.name in ("workers", "analysis_sr"):
-                overrides[f.name] = max(1, int(raw))
+            if raw is not None:
+                values[f.name] = raw
+        overrides: dict[str, object] = {}
+        for name, raw in values.items():
+            if name.endswith("_dir") or name == "clap_checkpoint":
+                overrides[name] = Path(str(raw)).expanduser().absolute() if raw else None
+            elif name in ("workers", "analysis_sr"):
+                overrides[name] = max(1, int(raw))
+            elif name == "embedder":
+                overrides[name] = str(raw)
             else:
-                overrides[f.name] = float(raw)
+                overrides[name] = float(raw)
         return replace(settings, **overrides) if overrides else settings
 
     def locations(self) -> dict[str, Path]:
@@ -101,6 +117,24 @@ class Settings:
             "config": self.config_path,
             "demo library": self.demo_dir,
         }
+
+
+def _read_config(path: Path) -> dict[str, object]:
+    """Known keys of the user's config.toml (a missing file is empty; a broken one warns)."""
+    import logging
+
+    if not path.exists():
+        return {}
+    try:
+        import tomllib
+
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, ValueError) as exc:
+        logging.getLogger(__name__).warning("ignoring %s: %s", path, exc)
+        return {}
+    known = {f.name for f in fields(Settings)} - {"data_dir", "cache_dir", "config_dir"}
+    return {k: v for k, v in data.items() if k in known}
 
 
 _settings: Settings | None = None

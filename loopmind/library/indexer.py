@@ -47,6 +47,7 @@ class Indexer:
         workers: analysis processes (default: the settings' count, i.e. the cores).
         on_event: called after each store with ("indexed" | "failed" | "moved" |
             "unchanged" | "missing", outcome) -- the hook other parts react to.
+        embedder_name: the embedder of the embed stage (default: the settings').
     """
 
     def __init__(self, library: Library, *, workers: int | None = None,
@@ -55,7 +56,8 @@ class Indexer:
         self.settings = library.settings
         self.workers = workers or self.settings.workers
         self.on_event = on_event
-        self.embedder_name = embedder_name
+        # the settings' embedder unless told otherwise ("" embeds nothing)
+        self.embedder_name = self.settings.embedder if embedder_name is None else embedder_name
 
     # -- folders -------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ from typing import Optional
 from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-ANALYSIS_VERSION = 1
+# 2: segments gained a duplicate fingerprint and an embedding with its embedder's name
+ANALYSIS_VERSION = 2
 
 
 def utcnow() -> datetime:
@@ -84,6 +85,10 @@ class Segment(SQLModel, table=True):
     user_key: Optional[str] = None
     user_role: Optional[str] = None
     embedding: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary))
+    # "name/version" of the embedder that made ``embedding`` (stale when settings change)
+    embedder: Optional[str] = None
+    # compact contour for near-duplicate checks (loopmind.index.dupes.fingerprint)
+    fingerprint: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary))
 
     @property
     def effective_bpm(self) -> Optional[float]:
@@ -112,3 +117,16 @@ class Tag(SQLModel, table=True):
     segment_index: int = -1  # -1: the whole file
     name: str = Field(index=True)
     source: str = "analysis"  # filename | analysis | user
+
+
+class VectorLog(SQLModel, table=True):
+    """Segments whose vector may have changed, in commit order (filled by SQL triggers).
+
+    The FAISS index is a cache: it remembers the last ``seq`` it applied and replays newer
+    rows, so every process (CLI, app, watcher) catches up with one cheap query.
+    """
+
+    __tablename__ = "vector_log"
+
+    seq: Optional[int] = Field(default=None, primary_key=True)
+    segment_id: int

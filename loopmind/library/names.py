@@ -93,15 +93,20 @@ def words_of(text: str) -> list[str]:
     return out
 
 
-def _key_from(stem: str) -> str | None:
+def find_key(text: str) -> tuple[str | None, tuple[int, int] | None]:
+    """The first key spelled in a name or query ("Fmin", "F# minor", "Bb") and its span.
+
+    A lone letter ("A", "e") is too ambiguous to count, and so is a lower-case letter with only
+    an accidental ("b" is a word fragment more often than a key).
+    """
     from loopmind.library.analysis.key import parse_key
 
-    for m in _KEY_TOKEN.finditer(stem):
+    for m in _KEY_TOKEN.finditer(text):
         tonic, acc, mode = m.group(1), m.group(2), m.group(3)
         if not acc and not mode:
-            continue  # a lone letter ("A", "e") is too ambiguous
+            continue
         if tonic.islower() and not mode:
-            continue  # "b" alone is a word fragment more often than a key
+            continue
         if mode == "M":
             mode = "maj"
         acc = {"s": "#", "sharp": "#", "f": "b", "flat": "b"}.get(acc or "", acc or "")
@@ -110,8 +115,12 @@ def _key_from(stem: str) -> str | None:
                          mode.lower() if mode and mode != "m" else mode]
         key = parse_key(f"{tonic.upper()}{acc} {mode_word}")
         if key:
-            return key
-    return None
+            return key, m.span()
+    return None, None
+
+
+def _key_from(stem: str) -> str | None:
+    return find_key(stem)[0]
 
 
 def _bpm_from(stem: str, words: list[str]) -> tuple[float | None, bool]:

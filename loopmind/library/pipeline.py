@@ -88,8 +88,10 @@ def process_file(path: str, *, known_hash: str | None = None,
         result.format, result.subtype = info.format, info.subtype
         result.sample_rate, result.channels = info.sr, info.channels
         result.duration_s = round(info.duration_s, 4)
-        embed = _embedder(embedder_name)
-        result.segments = analyze_audio(decoded, path=path, embed=embed)
+        embedder = _embedder(embedder_name)
+        result.segments = analyze_audio(
+            decoded, path=path, embed=embedder.embed if embedder else None,
+            embedder=f"{embedder.name}/{embedder.version}" if embedder else None)
     except LoopMindError as exc:
         result.error = _one_line(exc)
     except PermissionError:
@@ -107,12 +109,12 @@ def process_file(path: str, *, known_hash: str | None = None,
 
 
 def _embedder(name: str | None):
-    """The embed stage's hook: filled by the search issue's embedders."""
+    """The embed stage's embedder (None: no embedding, e.g. tests of analysis alone)."""
     if not name:
         return None
-    from loopmind.index.embed import get_embedder  # type: ignore[attr-defined]
+    from loopmind.index.embed import get_embedder
 
-    return get_embedder(name).embed
+    return get_embedder(name)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from loopmind.library import textindex
 from loopmind.library.db import Library
 from loopmind.library.models import AudioFile, Segment, Tag, WatchedFolder
 
@@ -109,4 +110,6 @@ def set_user_values(library: Library, segment_id: int, *, bpm: float | None = No
             if exists is None:
                 s.add(Tag(file_id=seg.file_id, segment_index=seg.index, name=name,
                           source="user"))
+        s.flush()
+        textindex.refresh(s, [seg.file_id])
     return True

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, delete, select
 
+from loopmind.library import textindex
 from loopmind.library.db import Library
 from loopmind.library.models import ANALYSIS_VERSION, AudioFile, Segment, Tag, WatchedFolder, utcnow
 from loopmind.library.pipeline import FileResult, is_under
@@ -48,7 +49,9 @@ def _segment_values(seg) -> dict:
                 true_peak_db=seg.true_peak_db, role=seg.role,
                 role_confidence=seg.role_confidence,
                 embedding=None if seg.embedding is None
-                else seg.embedding.astype("float32").tobytes())
+                else seg.embedding.astype("float32").tobytes(),
+                embedder=seg.embedder if seg.embedding is not None else None,
+                fingerprint=seg.fingerprint)
 
 
 def _tag_rows(row_id: int, result: FileResult) -> list[dict]:
@@ -124,6 +127,8 @@ def store_result(library: Library, result: FileResult) -> StoreOutcome:
             row.status, row.error = "ok", None
             session.add(row)
             session.flush()
+            if action == "moved":
+                textindex.refresh(session, [row.id])
             return StoreOutcome(action if action == "moved" else "unchanged", row.id,
                                 result.path)
         row.content_hash = result.content_hash
@@ -135,6 +140,8 @@ def store_result(library: Library, result: FileResult) -> StoreOutcome:
         session.add(row)
         session.flush()
         _apply_segments(session, row, result, new=is_new)
+        session.flush()
+        textindex.refresh(session, [row.id])
         return StoreOutcome(action, row.id, result.path, segments=len(result.segments))
 
 
@@ -191,6 +198,8 @@ def move(library: Library, src: str, dst: str) -> bool:
         except OSError:
             pass
         session.add(row)
+        session.flush()
+        textindex.refresh(session, [row.id])
     return True
 
 

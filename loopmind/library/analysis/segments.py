@@ -35,13 +35,16 @@ class SegmentResult:
     role_confidence: float
     tags: list[tuple[str, str]] = field(default_factory=list)  # (name, source)
     embedding: np.ndarray | None = None
+    embedder: str | None = None  # "name/version" of the embedder that made ``embedding``
+    fingerprint: bytes | None = None  # near-duplicate contour (loopmind.index.dupes)
 
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
 
-def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None) -> list[SegmentResult]:
+def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None,
+                  embedder: str | None = None) -> list[SegmentResult]:
     """Chop and analyze a decoded file.
 
     Args:
@@ -49,6 +52,7 @@ def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None) -> li
         path: the file's path (its words are evidence for role, tempo, key and kind).
         embed: optional hook ``embed(y, sr=..., spec=...) -> np.ndarray`` (the search
             issue's embedder); None stores no embedding.
+        embedder: the embedder's "name/version", stored beside each embedding.
 
     Raises:
         AnalysisError: the file is silent.
@@ -59,6 +63,7 @@ def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None) -> li
     from loopmind.library.analysis import tempo as tempo_mod
     from loopmind.library.analysis import tone as tone_mod
     from loopmind.library.analysis.features import Spectrogram
+    from loopmind.index.dupes import fingerprint
     from loopmind.library.names import parse_name
 
     y, sr = decoded.y, decoded.sr
@@ -110,7 +115,8 @@ def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None) -> li
             key_confidence=round(float(key_est.confidence), 3),
             lufs=None if lufs <= -120 else round(float(lufs), 2), true_peak_db=round(float(tp), 2),
             role=role.role, role_confidence=round(float(role.confidence), 3), tags=tags,
-            embedding=emb))
+            embedding=emb, embedder=embedder if emb is not None else None,
+            fingerprint=fingerprint(ys, sr=sr, spec=sspec)))
     return results
 
 

@@ -1,0 +1,116 @@
+"""Making a song end to end: pool → arrangement → render → auto-mix → export.
+
+The CLI's ``generate`` and the app's generate dialog both call ``generate_song``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loopmind.errors import LoopMindError
+from loopmind.library.db import Library
+
+MODES = ("direct", "interpret", "hybrid")
+
+
+@dataclass
+class GenerateResult:
+    song: object  # loopmind.generate.song.Song
+    paths: dict[str, object]
+    summary: dict
+    timings: dict[str, float] = field(default_factory=dict)
+    mix_report: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"paths": {k: (str(v) if not isinstance(v, dict) else
+                              {n: str(p) for n, p in v.items()})
+                          for k, v in self.paths.items()},
+                "arrangement": self.summary,
+                "master": {k: self.mix_report.get(k) for k in
+                           ("master_lufs", "master_true_peak_dbtp", "target_lufs",
+                            "ceiling_dbtp")},
+                "timings_s": {k: round(v, 3) for k, v in self.timings.items()}}
+
+
+def default_out_dir(settings, song_name: str) -> Path:
+    return Path.cwd() / "loopmind-songs" / song_name
+
+
+def song_name(request, seed: int) -> str:
+    import re
+
+    words = re.sub(r"[^0-9a-z]+", "-", (request.text or "song").lower()).strip("-")[:40]
+    return f"{words or 'song'}-seed{seed}"
+
+
+def generate_song(library: Library, prompt: str = "", *, folder: str | None = None,
+                  tag: str | None = None, query: str | None = None, bpm: float | None = None,
+                  key: str | None = None, minutes: float | None = None, mode: str = "direct",
+                  seed: int = 0, out_dir: os.PathLike | str | None = None, flac: bool = False,
+                  workers: int | None = None, target_lufs: float | None = None,
+                  on_stage: Callable[[str], None] | None = None) -> GenerateResult:
+    """Make a song from the library and write it to ``out_dir``.
+
+    Raises:
+        LoopMindError: an empty pool, an unknown key spelling, an unwritable folder (nothing
+            partial is left behind).
+    """
+    from loopmind.generate import arrange as arranger
+    from loopmind.generate.export import export_song
+    from loopmind.generate.mix import apply_mix, auto_mix
+    from loopmind.generate.pool import load_pool
+    from loopmind.generate.prompt import parse_prompt
+    from loopmind.generate.render import StretchCache, render_tracks
+
+    stage = on_stage or (lambda s: None)
+    if mode not in MODES:
+        raise LoopMindError(f"unknown mode {mode!r}; one of: {', '.join(MODES)}")
+    if mode != "direct":
+        raise LoopMindError(f"mode {mode!r} is not available yet; use --mode direct")
+    if key is not None:
+        from loopmind.index.search import parse_key_option
+
+        key = parse_key_option(key)
+    if bpm is not None and not 40 <= bpm <= 300:
+        raise LoopMindError(f"--bpm {bpm:g} is out of range (40-300)")
+    if minutes is not None and not 0.25 <= minutes <= 20:
+        raise LoopMindError(f"--minutes {minutes:g} is out of range (0.25-20)")
+    settings = library.settings
+    t = {}
+    t0 = time.perf_counter()
+    request = parse_prompt(prompt or "")
+    stage("choosing sounds")
+    pool = load_pool(library, folder=folder, tag=tag, query=query)
+    t["pool"] = time.perf_counter() - t0
+    stage("arranging")
+    song = arranger.arrange(pool, request, seed=seed, bpm=bpm, key=key, minutes=minutes)
+    if target_lufs is not None:
+        song.master.target_lufs = float(target_lufs)
+    song.notes[:0] = pool.notes
+    t["arrange"] = time.perf_counter() - t["pool"] - t0
+    out = Path(out_dir) if out_dir else default_out_dir(settings, song_name(request, seed))
+    stage("rendering")
+    t1 = time.perf_counter()
+    cache = StretchCache(settings.cache_dir,
+                         max_bytes=int(settings.stretch_cache_mb * 1024 * 1024))
+    rendered = render_tracks(song, cache=cache, workers=workers or settings.workers)
+    t["render"] = time.perf_counter() - t1
+    stage("mixing")
+    t1 = time.perf_counter()
+    auto_mix(song, rendered.tracks, sr=rendered.sr)
+    mixed = apply_mix(song, rendered.tracks, sr=rendered.sr)
+    song.notes.extend(mixed.report.get("notes", []))
+    t["mix"] = time.perf_counter() - t1
+    stage("exporting")
+    t1 = time.perf_counter()
+    result = export_song(song, mixed.stems, mixed.master, out, flac=flac, sr=rendered.sr)
+    t["export"] = time.perf_counter() - t1
+    t["total"] = time.perf_counter() - t0
+    summary = arranger.summary(song)
+    summary["cache"] = {"hits": rendered.cache_hits, "misses": rendered.cache_misses}
+    return GenerateResult(song=song, paths=result.paths, summary=summary, timings=t,
+                          mix_report=mixed.report)

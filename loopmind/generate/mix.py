@@ -1,0 +1,963 @@
+"""Auto-mix: per-track settings from features, then the mix and the master bus.
+
+Two halves with a ``MixSettings`` per track between them, so a trained mixer can replace the
+heuristic one and a user can edit the result in ``arrangement.json``:
+
+1. ``track_features`` measures each rendered track (loudness where it plays, spectrum, crest,
+   stereo width) and a ``Mixer`` turns the features into ``MixSettings``. ``HeuristicMixer``
+   is the default: role loudness targets relative to the kick, high-pass per role, a fixed
+   pan spread, reverb sends for pads and leads, bass ducked under the kick.
+2. ``apply_mix`` applies the song's settings: per track EQ, fader, side-chain ducking and
+   constant-power pan into post-fader stems; sends into one reverb bus; then the master bus:
+   a trim to a nominal level, a linked glue compressor, loudness normalization to
+   ``master.target_lufs`` and a look-ahead true-peak limiter to ``master.ceiling_dbtp``.
+
+Envelopes (ducking, glue, limiter) are computed on a grid of about 1 ms blocks that divides the
+loudness meter's 100 ms step, and the resulting gain curves are interpolated back to samples;
+attack/release followers are vectorized (a running maximum in the log domain gives an exact
+exponential release, ``scipy.signal.lfilter`` the attack), so nothing loops per sample in Python.
+Everything is deterministic: the same song and tracks give a bit-identical master.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pedalboard
+from scipy.ndimage import maximum_filter1d
+from scipy.signal import butter, lfilter, sosfilt
+
+from loopmind.generate.song import MasterSettings, MixSettings, Song
+from loopmind.library.analysis.loudness import (
+    _TP_FILTER,
+    _TP_HALF,
+    ABSOLUTE_GATE_LUFS,
+    SILENCE_LUFS,
+    STEP_S,
+    LoudnessTrack,
+    k_weighting_sos,
+)
+
+# -- the heuristic mixer's tables -------------------------------------------------------------
+
+# Loudness of each role where it plays, in LU relative to the mix reference (the kick sits
+# at -8): the balance of a typical beat. Roles not listed get ``_DEFAULT_LEVEL_LU``.
+ROLE_LEVEL_LU: dict[str, float] = {
+    "kick": -8.0, "drumloop": -9.0, "snare": -10.0, "clap": -10.0, "tom": -13.0,
+    "hihat": -16.0, "cymbal": -18.0, "perc": -17.0,
+    "bass": -9.0, "keys": -13.0, "pad": -15.0, "lead": -12.0, "strings": -14.0,
+    "guitar": -13.0, "vocal": -11.0, "fx": -18.0,
+}
+_DEFAULT_LEVEL_LU = -14.0
+
+# Genre offsets on top of ROLE_LEVEL_LU (LU); genres use the filename vocabulary of
+# ``library.names.GENRE_WORDS``.
+GENRE_LEVEL_LU: dict[str, dict[str, float]] = {
+    "trap": {"bass": 1.5, "hihat": 1.0, "kick": -1.0},
+    "drill": {"bass": 1.5, "hihat": 1.0, "kick": -1.0},
+    "house": {"kick": 1.0, "hihat": 1.0, "pad": -1.0},
+    "techno": {"kick": 1.5, "perc": 1.0, "pad": -1.0},
+    "dnb": {"drumloop": 1.0, "bass": 1.0, "snare": 1.0},
+    "jungle": {"drumloop": 1.5, "bass": 1.0},
+    "boombap": {"snare": 1.0, "drumloop": 1.0, "keys": -1.0},
+    "hiphop": {"snare": 1.0, "bass": 0.5},
+    "lofi": {"keys": 1.5, "hihat": -2.0, "drumloop": -1.0},
+    "ambient": {"pad": 4.0, "strings": 2.0, "kick": -3.0, "drumloop": -3.0},
+    "pop": {"vocal": 1.5, "lead": 1.0},
+    "rnb": {"vocal": 1.5, "keys": 1.0},
+}
+
+# High-pass cut-off per role (Hz); no entry means none. Kick, bass and drum loops keep their
+# low end (a drum loop carries the kick); melodic parts make room for the bass.
+ROLE_HIGHPASS_HZ: dict[str, float] = {
+    "snare": 100.0, "clap": 150.0, "tom": 60.0, "hihat": 300.0, "cymbal": 300.0,
+    "perc": 150.0, "keys": 120.0, "pad": 150.0, "lead": 180.0, "strings": 120.0,
+    "guitar": 100.0, "vocal": 100.0, "fx": 100.0,
+}
+# melodic roles that carry the low end themselves when the song has no bass track
+_LOW_END_ROLES = frozenset({"keys", "pad", "strings", "guitar"})
+_NO_BASS_HIGHPASS_HZ = 40.0
+# a gentle dip where pads and keys muddy the bass and kick: (freq_hz, gain_db, q)
+_MUD_CUT = (300.0, -2.0, 1.0)
+
+# Pan amount of the roles spread left and right (alternately, by track name); all others
+# stay centred.
+ROLE_PAN_SPREAD: dict[str, float] = {
+    "hihat": 0.3, "perc": 0.45, "keys": 0.25, "guitar": 0.35, "cymbal": 0.35, "tom": 0.3,
+    "strings": 0.2,
+}
+
+# Reverb send (0..1, amplitude) per role.
+ROLE_REVERB_SEND: dict[str, float] = {
+    "pad": 0.35, "lead": 0.25, "keys": 0.2, "vocal": 0.25, "strings": 0.3, "guitar": 0.15,
+    "snare": 0.1, "clap": 0.12, "perc": 0.08, "tom": 0.1, "fx": 0.2,
+}
+GENRE_REVERB_SCALE: dict[str, float] = {
+    "ambient": 1.6, "lofi": 1.2, "trance": 1.3, "trap": 0.8, "drill": 0.8, "techno": 0.8,
+    "boombap": 0.8,
+}
+
+# Side-chain ducking depth (dB) per role, under the kick (or the drum loop without a kick).
+ROLE_DUCK_DB: dict[str, float] = {"bass": 5.0, "pad": 2.0}
+GENRE_DUCK_SCALE: dict[str, float] = {"house": 1.2, "techno": 1.2, "edm": 1.3, "trance": 1.2,
+                                      "garage": 1.1, "ambient": 0.5, "lofi": 0.6}
+
+# The mix reference: the kick plays at MIX_REFERENCE_LUFS + ROLE_LEVEL_LU["kick"]. Low enough
+# that post-fader stems keep headroom; the master bus sets the final level anyway.
+MIX_REFERENCE_LUFS = -14.0
+# post-fader stems peak at most here (dBFS; a stem above 0 dBFS would clip when written)
+STEM_PEAK_LIMIT_DB = -1.0
+_MAX_BOOST_DB = 24.0
+_MAX_CUT_DB = -40.0
+
+# -- the buses ---------------------------------------------------------------------------------
+
+REVERB_ROOM_SIZE = 0.55
+REVERB_DAMPING = 0.5
+REVERB_PREDELAY_S = 0.015
+# Freeverb at 100 % wet is about 3 LU louder than its input; this brings it to unity
+REVERB_RETURN_DB = -3.0
+REVERB_RETURN_HIGHPASS_HZ = 300.0
+REVERB_RETURN_LOWPASS_HZ = 10000.0
+
+DUCK_ATTACK_S = 0.002
+DUCK_RELEASE_S = 0.12
+# the side-chain hears only the low end, so a drum loop's hats and snares do not duck the bass
+DUCK_SIDECHAIN_LOWPASS_HZ = 150.0
+
+# the bus is trimmed to this RMS level (dBFS, over the parts BS.1770 gating keeps) before the
+# glue compressor, so MasterSettings' threshold means the same whatever level the faders left
+# the mix at (about -18 LUFS for most mixes)
+GLUE_INPUT_RMS_DB = -20.0
+GLUE_RMS_S = 0.01
+GLUE_ATTACK_S = 0.02
+GLUE_RELEASE_S = 0.2
+GLUE_KNEE_DB = 6.0
+
+LIMITER_ATTACK_S = 0.0015
+LIMITER_HOLD_S = 0.01
+LIMITER_RELEASE_S = 0.08
+# the limiter aims this far under the ceiling: its gain curve moves between samples, which
+# shifts inter-sample peaks by a few hundredths of a dB
+LIMITER_MARGIN_DB = 0.1
+# more gain reduction than this on the loudest peak is audible pumping and distortion: the
+# master then stays quieter than the target and the report says so
+MAX_LIMITING_DB = 12.0
+# true peaks more than this far above both neighbouring samples are not looked for (real
+# material overshoots by under 1 dB; the final check catches the rest)
+_TP_SEARCH_DB = 6.0
+
+
+# -- features ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrackFeatures:
+    """What a mixer knows about one rendered track.
+
+    Attributes:
+        name: the track's name.
+        role: one of ``role.ROLES`` (or anything else: mixers fall back to defaults).
+        integrated_lufs: BS.1770 gated loudness over the whole track (``SILENCE_LUFS`` if
+            silent).
+        active_lufs: loudness over the 400 ms blocks where the track plays (within 20 LU of
+            its loud blocks), so a track silent half the song is judged on where it plays.
+        active_fraction: share of the song's blocks where the track plays, 0..1.
+        peak_db: sample peak in dBFS.
+        crest_db: sample peak over the RMS of the active part, in dB.
+        spectral_centroid_hz: power-weighted mean frequency of the active part.
+        low_energy_fraction: share of the power below 150 Hz, 0..1.
+        stereo_width: side energy over total (mid + side) energy: 0 mono, 0.5 uncorrelated
+            channels, 1 opposite polarity.
+    """
+
+    name: str
+    role: str
+    integrated_lufs: float
+    active_lufs: float
+    active_fraction: float
+    peak_db: float
+    crest_db: float
+    spectral_centroid_hz: float
+    low_energy_fraction: float
+    stereo_width: float
+
+    @property
+    def silent(self) -> bool:
+        return self.active_lufs <= ABSOLUTE_GATE_LUFS
+
+
+_ACTIVE_RANGE_LU = 20.0
+_LOW_CUTOFF_HZ = 150.0
+_SPECTRUM_FRAMES = 64
+_SPECTRUM_N_FFT = 4096
+
+
+def _as_stereo(y: np.ndarray, what: str = "track") -> np.ndarray:
+    """(2, n) float32 from (2, n) or mono (n,); other shapes raise ValueError."""
+    y = np.asarray(y)
+    if y.ndim == 1:
+        y = np.stack([y, y])
+    if y.ndim != 2 or y.shape[0] != 2:
+        raise ValueError(f"{what}: expected audio of shape (2, n) or (n,), got {y.shape}")
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _step(sr: int) -> int:
+    """Samples per loudness step, as the meter counts them."""
+    return max(1, int(round(sr * STEP_S)))
+
+
+def _k_weighted(y: np.ndarray, sr: int) -> np.ndarray:
+    """K-weighted copy of ``y`` (C, n), float32 like the meter."""
+    return sosfilt(k_weighting_sos(sr).astype(np.float32), y, axis=-1)
+
+
+def _blocks(x: np.ndarray, hop: int, reduce: str = "max") -> np.ndarray:
+    """Per-block max or min (same dtype) or float64 sum of ``x`` (n,); a partial last block
+    counts what it has."""
+    n_full = len(x) // hop
+    head = x[:n_full * hop].reshape(n_full, hop)
+    tail = x[n_full * hop:]
+    if reduce in ("max", "min"):
+        op = np.max if reduce == "max" else np.min
+        out = op(head, axis=1) if n_full else np.zeros(0, dtype=x.dtype)
+        return np.append(out, op(tail)) if len(tail) else out
+    out = head.sum(axis=1, dtype=np.float64)
+    return np.append(out, tail.sum(dtype=np.float64)) if len(tail) else out
+
+
+def _power(y: np.ndarray) -> np.ndarray:
+    """Channel-summed square of ``y`` (C, n), float32 (n,)."""
+    p = y[0] * y[0]
+    for ch in y[1:]:
+        p += ch * ch
+    return p
+
+
+def _loudness_track(y: np.ndarray, sr: int) -> LoudnessTrack:
+    """The meter's per-step mean squares of ``y`` (C, n) (true peaks left at zero)."""
+    step = _step(sr)
+    ms = _blocks(_power(_k_weighted(y, sr)), step, "sum") / step
+    return LoudnessTrack(mean_square=ms, true_peak=np.zeros(len(ms), dtype=np.float32))
+
+
+def integrated_lufs(y: np.ndarray, *, sr: int) -> float:
+    """BS.1770 integrated loudness of an in-memory signal.
+
+    Args:
+        y: audio, shape (2, n) or (n,).
+        sr: sample rate in Hz.
+
+    Returns:
+        loudness in LUFS; ``SILENCE_LUFS`` for silence or an empty signal.
+    """
+    y = _as_stereo(y)
+    if y.shape[1] == 0:
+        return SILENCE_LUFS
+    return _loudness_track(y, sr).integrated_lufs()
+
+
+def _to_db(x: float) -> float:
+    return 20.0 * math.log10(x) if x > 0 else SILENCE_LUFS
+
+
+def track_features(name: str, role: str, y: np.ndarray, sr: int) -> TrackFeatures:
+    """Measure one rendered track for a mixer.
+
+    Args:
+        name: the track's name.
+        role: its role.
+        y: the track's audio, shape (2, n) (or mono (n,)), float.
+        sr: sample rate in Hz.
+
+    Returns:
+        TrackFeatures (silent or empty audio gives ``SILENCE_LUFS`` levels and zeros).
+    """
+    y = _as_stereo(y, name)
+    if not np.isfinite(y.sum(dtype=np.float64)):
+        y = np.where(np.isfinite(y), y, np.float32(0.0))
+    step = _step(sr)
+    if y.shape[1] == 0 or not np.any(y):
+        return TrackFeatures(name, role, SILENCE_LUFS, SILENCE_LUFS, 0.0, SILENCE_LUFS, 0.0,
+                             0.0, 0.0, 0.0)
+    lt = _loudness_track(y, sr)
+    integrated = lt.integrated_lufs()
+    ms = lt.mean_square
+    blocks = (np.lib.stride_tricks.sliding_window_view(ms, 4).mean(axis=1) if len(ms) >= 4
+              else np.array([ms.mean()]))
+    with np.errstate(divide="ignore"):
+        block_lufs = -0.691 + 10.0 * np.log10(np.maximum(blocks, 1e-30))
+        step_lufs = -0.691 + 10.0 * np.log10(np.maximum(ms, 1e-30))
+    audible = block_lufs > ABSOLUTE_GATE_LUFS
+    if not audible.any():
+        active_lufs, active_fraction = SILENCE_LUFS, 0.0
+        active_steps = ms > 0
+    else:
+        # "where it plays": blocks within 20 LU of the track's loud blocks (its 95th percentile,
+        # so one freak peak does not decide)
+        floor = max(ABSOLUTE_GATE_LUFS, float(np.percentile(block_lufs[audible], 95))
+                    - _ACTIVE_RANGE_LU)
+        active = block_lufs > floor
+        active_lufs = float(-0.691 + 10.0 * np.log10(blocks[active].mean()))
+        active_fraction = float(active.mean())
+        active_steps = step_lufs > floor
+        if not active_steps.any():
+            active_steps = ms > 0
+
+    peak = float(np.abs(y).max())
+    raw = _blocks(_power(y), step, "sum")
+    rms = math.sqrt(float(raw[active_steps[:len(raw)]].mean()) / (2 * step))
+    crest_db = _to_db(peak) - _to_db(rms) if rms > 0 else 0.0
+
+    # mid = (L + R) / 2 and side = (L - R) / 2 carry (L^2 + R^2) / 2 between them
+    d = y[0] - y[1]
+    e_side = float(_blocks(d * d, step, "sum").sum()) / 4.0
+    e_total = float(raw.sum()) / 2.0
+    width = min(1.0, e_side / e_total) if e_total > 0 else 0.0
+
+    centroid, low_fraction = _spectrum_stats(y, sr, np.flatnonzero(active_steps) * step)
+    return TrackFeatures(
+        name=name, role=role, integrated_lufs=float(integrated), active_lufs=active_lufs,
+        active_fraction=active_fraction, peak_db=_to_db(peak), crest_db=float(crest_db),
+        spectral_centroid_hz=centroid, low_energy_fraction=low_fraction,
+        stereo_width=float(width))
+
+
+def _spectrum_stats(y: np.ndarray, sr: int, starts: np.ndarray) -> tuple[float, float]:
+    """(spectral centroid in Hz, power fraction below 150 Hz) from up to 64 frames of
+    4096 samples spread evenly over ``starts`` (sample offsets of active steps)."""
+    n_fft = _SPECTRUM_N_FFT
+    n = y.shape[1]
+    if n < n_fft:
+        frames = np.zeros((2, 1, n_fft), dtype=np.float32)
+        frames[:, 0, :n] = y
+    else:
+        starts = np.minimum(starts, n - n_fft)
+        if len(starts) > _SPECTRUM_FRAMES:
+            starts = starts[np.linspace(0, len(starts) - 1, _SPECTRUM_FRAMES).round().astype(int)]
+        if len(starts) == 0:
+            starts = np.array([0])
+        frames = y[:, starts[:, None] + np.arange(n_fft)[None, :]]  # (2, frames, n_fft)
+    spec = np.abs(np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=-1)) ** 2
+    power = spec.sum(axis=(0, 1))
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    total = float(power.sum())
+    if total <= 0:
+        return 0.0, 0.0
+    return (float((freqs * power).sum() / total),
+            float(power[freqs < _LOW_CUTOFF_HZ].sum() / total))
+
+
+# -- mixers ------------------------------------------------------------------------------------
+
+class Mixer(Protocol):
+    """Turns per-track features into mix settings (the heuristic now, a trained model later).
+
+    Attributes:
+        name: recorded in the render's report.
+    """
+
+    name: str
+
+    def settings(self, features: dict[str, TrackFeatures], *,
+                 genre: str | None) -> dict[str, MixSettings]:
+        """Settings for every track in ``features`` (same keys)."""
+        ...
+
+
+def _genre_key(genre: str | None) -> str | None:
+    if not genre:
+        return None
+    return "".join(ch for ch in genre.lower() if ch.isalnum()) or None
+
+
+def _round(x: float, nd: int = 2) -> float:
+    return float(round(x, nd)) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+@dataclass
+class HeuristicMixer:
+    """The default mixer: fixed tables by role, adjusted by genre and a few features.
+
+    Attributes:
+        reference_lufs: the mix reference the role levels are relative to.
+        stem_peak_limit_db: all faders come down together until no post-fader stem is
+            expected to peak above this.
+    """
+
+    name: str = "heuristic"
+    reference_lufs: float = MIX_REFERENCE_LUFS
+    stem_peak_limit_db: float = STEM_PEAK_LIMIT_DB
+
+    def level_lu(self, role: str, genre: str | None) -> float:
+        """Target loudness of ``role`` where it plays, LU relative to the mix reference."""
+        g = GENRE_LEVEL_LU.get(_genre_key(genre) or "", {})
+        return ROLE_LEVEL_LU.get(role, _DEFAULT_LEVEL_LU) + g.get(role, 0.0)
+
+    def settings(self, features: dict[str, TrackFeatures], *,
+                 genre: str | None) -> dict[str, MixSettings]:
+        g = _genre_key(genre) or ""
+        names = sorted(features)  # every decision depends on names in a fixed order
+        roles = {n: features[n].role for n in names}
+        audible = [n for n in names if not features[n].silent]
+        has_bass = any(roles[n] == "bass" for n in audible)
+        has_kick = any(roles[n] in ("kick", "drumloop") for n in audible)
+        trigger = self.duck_trigger(features)
+
+        out: dict[str, MixSettings] = {}
+        spread_index = 0
+        for n in names:
+            f = features[n]
+            role = f.role
+            s = MixSettings()
+            if not f.silent:
+                s.gain_db = float(np.clip(self.reference_lufs + self.level_lu(role, genre)
+                                          - f.active_lufs, _MAX_CUT_DB, _MAX_BOOST_DB))
+            hp = ROLE_HIGHPASS_HZ.get(role)
+            if hp is not None and role in _LOW_END_ROLES and not has_bass:
+                hp = _NO_BASS_HIGHPASS_HZ
+            if hp is not None and f.spectral_centroid_hz > 0:
+                # a low instrument in a high role (a sub lead) keeps its body
+                hp = max(20.0, min(hp, f.spectral_centroid_hz / 3.0))
+            s.highpass_hz = _round(hp / 5.0) * 5.0 if hp is not None else None
+            if role in _LOW_END_ROLES and has_bass and has_kick:
+                s.eq = [_MUD_CUT]
+            amount = ROLE_PAN_SPREAD.get(role)
+            if amount is not None:
+                if f.stereo_width > 0.35:
+                    amount *= 0.5  # already wide: a small nudge keeps it from leaning
+                s.pan = _round(-amount if spread_index % 2 == 0 else amount)
+                spread_index += 1
+            s.reverb_send = _round(min(1.0, ROLE_REVERB_SEND.get(role, 0.0)
+                                       * GENRE_REVERB_SCALE.get(g, 1.0)))
+            duck = ROLE_DUCK_DB.get(role, 0.0) * GENRE_DUCK_SCALE.get(g, 1.0)
+            if trigger is not None and trigger != n and duck > 0 and not f.silent:
+                s.duck_under = trigger
+                s.duck_db = _round(duck, 1)
+            out[n] = s
+
+        # stem headroom: pan adds up to 3 dB to one side, EQ boosts are not used here
+        worst = max((features[n].peak_db + out[n].gain_db + 3.0 for n in audible),
+                    default=-math.inf)
+        shift = min(0.0, self.stem_peak_limit_db - worst)
+        for n in names:
+            if not features[n].silent:
+                out[n].gain_db = _round(out[n].gain_db + shift)
+        return out
+
+    @staticmethod
+    def duck_trigger(features: dict[str, TrackFeatures]) -> str | None:
+        """The track others duck under: the loudest kick, else the loudest drum loop."""
+        for role in ("kick", "drumloop"):
+            cands = [f for f in features.values() if f.role == role and not f.silent]
+            if cands:
+                return min(cands, key=lambda f: (-f.active_lufs, f.name)).name
+        return None
+
+
+def auto_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int,
+             mixer: Mixer | None = None) -> dict[str, TrackFeatures]:
+    """Measure every track and write the mixer's settings into ``song.tracks[*].mix``.
+
+    A track's ``mute`` flag is kept (it is the user's, not the mixer's). Tracks of the song
+    without audio in ``tracks`` are measured as silence.
+
+    Args:
+        song: the arrangement; its tracks' ``mix`` are replaced.
+        tracks: track name -> audio, shape (2, n).
+        sr: sample rate in Hz.
+        mixer: ``HeuristicMixer()`` when None.
+
+    Returns:
+        the features the settings came from, by track name.
+    """
+    mixer = mixer or HeuristicMixer()
+    features = {t.name: track_features(t.name, t.role, tracks.get(t.name, np.zeros((2, 0))),
+                                       sr) for t in song.tracks}
+    settings = mixer.settings(features, genre=song.genre)
+    for t in song.tracks:
+        s = settings.get(t.name)
+        if s is not None:
+            s.mute = t.mix.mute
+            t.mix = s
+    return features
+
+
+# -- block envelopes ---------------------------------------------------------------------------
+
+def _block_hop(sr: int) -> int:
+    """Block length: the divisor of the meter's step closest to 1 ms, so blocks tile steps."""
+    step = _step(sr)
+    target = max(1.0, sr / 1000.0)
+    divisors = [d for d in range(1, step + 1) if step % d == 0]
+    return min(divisors, key=lambda d: (abs(d - target), d))
+
+
+def _peak_release(x: np.ndarray, tau_blocks: float) -> np.ndarray:
+    """env[b] = max over k <= b of x[k] * exp(-(b - k) / tau): a peak follower with instant
+    attack and exponential release, as a running maximum in the log domain. ``x`` >= 0."""
+    if len(x) == 0:
+        return x.astype(np.float64)
+    d = 1.0 / max(tau_blocks, 1e-9)
+    k = np.arange(len(x), dtype=np.float64) * d
+    with np.errstate(divide="ignore"):
+        lx = np.log(np.maximum(x.astype(np.float64), 1e-300))
+    return np.exp(np.maximum.accumulate(lx + k) - k)
+
+
+def _one_pole(x: np.ndarray, tau_blocks: float) -> np.ndarray:
+    """One-pole low-pass (the follower's attack), starting from the first value."""
+    if len(x) == 0 or tau_blocks <= 0:
+        return x
+    a = math.exp(-1.0 / tau_blocks)
+    y, _ = lfilter([1.0 - a], [1.0, -a], x, zi=[a * x[0]])
+    return y
+
+
+def _follow(x: np.ndarray, *, attack_blocks: float, release_blocks: float) -> np.ndarray:
+    """Attack/release envelope follower on a block grid (x >= 0)."""
+    return _one_pole(_peak_release(x, release_blocks), attack_blocks)
+
+
+def _to_samples(block_values: np.ndarray, hop: int, n: int) -> np.ndarray:
+    """Linear interpolation of per-block values, placed at block centres, to ``n`` samples
+    (float32). Every sample lies between its own block's value and a neighbour's."""
+    v = np.asarray(block_values, dtype=np.float32)
+    nb = len(v)
+    if nb == 0:
+        return np.zeros(n, dtype=np.float32)
+    ext = np.concatenate([v[:1], v, v[-1:]])  # ext[b + 1] is block b
+    step = np.diff(ext)  # step[b] goes from block b - 1 to block b
+    frac = ((np.arange(hop) - (hop - 1) / 2.0) / hop).astype(np.float32)  # -0.5 .. 0.5
+    h = int(np.count_nonzero(frac < 0))
+    out = np.empty((nb, hop), dtype=np.float32)
+    # before the centre: between block b - 1 and b; after it: between b and b + 1
+    out[:, :h] = ext[:nb, None] + step[:nb, None] * (1.0 + frac[None, :h])
+    out[:, h:] = ext[1:nb + 1, None] + step[1:, None] * frac[None, h:]
+    return out.reshape(-1)[:n]
+
+
+# -- true peak ---------------------------------------------------------------------------------
+
+def _abs_peaks(x: np.ndarray, hop: int) -> np.ndarray:
+    """Per-block max |x| of ``x`` (n,), float64 (no |x| temporary)."""
+    return np.maximum(_blocks(x, hop), -_blocks(x, hop, "min")).astype(np.float64)
+
+
+def _block_true_peak(y: np.ndarray, hop: int, select: np.ndarray | None = None) -> np.ndarray:
+    """True peak per block (linear, max over channels) with the meter's 4x interpolator.
+
+    As in the meter, only local maxima of |y| within 3 dB of their block's sample peak are
+    interpolated (an inter-sample peak sits next to one). Blocks not in ``select`` keep their
+    sample peak: the master only interpolates where limiting is possible.
+
+    Args:
+        y: audio, shape (C, n), float32.
+        hop: block length in samples.
+        select: boolean mask over blocks to interpolate (all when None).
+
+    Returns:
+        float64 array, shape (ceil(n / hop),).
+    """
+    n = y.shape[1]
+    ch_peaks = [_abs_peaks(ch, hop) for ch in y]
+    out = np.maximum.reduce(ch_peaks)
+    chosen = np.flatnonzero(out > 0) if select is None else np.flatnonzero(select & (out > 0))
+    if len(chosen) == 0 or n < 3:
+        return out
+    idx = (chosen[:, None] * hop + np.arange(hop)[None, :]).ravel()
+    idx = idx[(idx >= 1) & (idx < n - 1)]
+    offs = np.arange(-_TP_HALF + 1, _TP_HALF + 1)
+    phases = _TP_FILTER[1:].T.astype(np.float32)  # (taps, 3 fractional positions)
+    for ch, bp in zip(y, ch_peaks):
+        a = np.abs(ch[idx])
+        is_peak = ((a >= 0.7 * bp[idx // hop]) & (a >= np.abs(ch[idx - 1]))
+                   & (a >= np.abs(ch[idx + 1])) & (a > 0))
+        c = idx[is_peak]
+        if len(c) == 0:
+            continue
+        # the peak lies between a local maximum and one of its neighbours
+        cand = np.concatenate([c - 1, c])
+        cand.sort()
+        cand = cand[np.concatenate([[True], cand[1:] != cand[:-1]])]
+        cand = cand[cand < n - 1]
+        xp = np.concatenate([np.zeros(_TP_HALF, np.float32), ch, np.zeros(_TP_HALF, np.float32)])
+        vals = np.empty(len(cand), dtype=np.float32)
+        chunk = 1 << 15
+        for s0 in range(0, len(cand), chunk):
+            cc = cand[s0:s0 + chunk]
+            win = xp[(cc + _TP_HALF)[:, None] + offs[None, :]]
+            vals[s0:s0 + chunk] = np.abs(win @ phases).max(axis=1)
+        blk = cand // hop
+        starts = np.flatnonzero(np.concatenate([[True], blk[1:] != blk[:-1]]))
+        ub = blk[starts]
+        out[ub] = np.maximum(out[ub], np.maximum.reduceat(vals, starts))
+    return out
+
+
+# -- per-track processing ----------------------------------------------------------------------
+
+def _peaking_sos(freq_hz: float, gain_db: float, q: float, sr: int) -> np.ndarray:
+    """RBJ peaking EQ biquad as one second-order section."""
+    a = 10.0 ** (gain_db / 40.0)
+    w0 = 2.0 * math.pi * min(freq_hz, 0.49 * sr) / sr
+    alpha = math.sin(w0) / (2.0 * max(q, 1e-3))
+    b = [1.0 + alpha * a, -2.0 * math.cos(w0), 1.0 - alpha * a]
+    den = [1.0 + alpha / a, -2.0 * math.cos(w0), 1.0 - alpha / a]
+    return np.array([[b[0] / den[0], b[1] / den[0], b[2] / den[0], 1.0, den[1] / den[0],
+                      den[2] / den[0]]])
+
+
+def _eq_sos(s: MixSettings, sr: int) -> np.ndarray | None:
+    """The track's filters (12 dB/oct high- and low-pass, peaking bands) as one SOS chain."""
+    nyq = sr / 2.0
+    sections = []
+    if s.highpass_hz and 0 < s.highpass_hz < 0.95 * nyq:
+        sections.append(butter(2, s.highpass_hz, "highpass", fs=sr, output="sos"))
+    if s.lowpass_hz and 0 < s.lowpass_hz < 0.95 * nyq:
+        sections.append(butter(2, s.lowpass_hz, "lowpass", fs=sr, output="sos"))
+    for freq, gain, q in s.eq:
+        if gain and 0 < freq < nyq:
+            sections.append(_peaking_sos(freq, gain, q, sr))
+    return np.vstack(sections).astype(np.float32) if sections else None
+
+
+def _pan_gains(pan: float) -> tuple[float, float]:
+    """Constant-power pan law, unity at the centre: (left, right) gains."""
+    theta = (float(np.clip(pan, -1.0, 1.0)) + 1.0) * math.pi / 4.0
+    return math.sqrt(2.0) * math.cos(theta), math.sqrt(2.0) * math.sin(theta)
+
+
+def _sidechain_envelope(trigger: np.ndarray, sr: int, hop: int) -> np.ndarray:
+    """The trigger's low-end envelope per block, normalized so its hits reach 1."""
+    mono = (trigger[0] + trigger[1]) * np.float32(0.5)
+    sos = butter(2, DUCK_SIDECHAIN_LOWPASS_HZ, "lowpass", fs=sr, output="sos")
+    low = np.abs(sosfilt(sos.astype(np.float32), mono))
+    blocks_per_s = sr / hop
+    env = _follow(_blocks(low, hop), attack_blocks=DUCK_ATTACK_S * blocks_per_s,
+                  release_blocks=DUCK_RELEASE_S * blocks_per_s)
+    positive = env[env > 0]
+    if len(positive) == 0:
+        return np.zeros_like(env)
+    # its hits' level: a high percentile, so one stray peak does not weaken every duck
+    ref = float(np.percentile(positive, 99))
+    if ref <= 0:
+        return np.zeros_like(env)
+    return np.minimum(env / ref, 1.0)
+
+
+# -- the master bus ----------------------------------------------------------------------------
+
+def _glue_gain(y: np.ndarray, sr: int, hop: int, m: MasterSettings) -> np.ndarray:
+    """Per-block gain (linear) of a stereo-linked RMS compressor with a soft knee."""
+    power = _blocks(_power(y), hop, "sum") / (2 * hop)
+    blocks_per_s = sr / hop
+    rms_power = _one_pole(power, GLUE_RMS_S * blocks_per_s)
+    with np.errstate(divide="ignore"):
+        level = 10.0 * np.log10(np.maximum(rms_power, 1e-20))
+    over = level - m.glue_threshold_db
+    slope = 1.0 - 1.0 / max(m.glue_ratio, 1.0)
+    knee = GLUE_KNEE_DB
+    gr = np.where(over <= -knee / 2, 0.0,
+                  np.where(over >= knee / 2, slope * over,
+                           slope * (over + knee / 2) ** 2 / (2 * knee)))
+    gr = _follow(gr, attack_blocks=GLUE_ATTACK_S * blocks_per_s,
+                 release_blocks=GLUE_RELEASE_S * blocks_per_s)
+    return 10.0 ** (-gr / 20.0)
+
+
+def _limiter_reduction(need_db: np.ndarray, sr: int, hop: int) -> np.ndarray:
+    """Gain reduction (dB, per block) that covers ``need_db`` everywhere, smoothly.
+
+    The need is first spread over its neighbouring blocks (so the interpolated per-sample gain
+    stays under every sample's need) and held; then it is met by an exponential look-ahead
+    attack before each peak and an exponential release after it.
+    """
+    blocks_per_s = sr / hop
+    hold = max(3, int(round(LIMITER_HOLD_S * blocks_per_s)) | 1)
+    r = maximum_filter1d(maximum_filter1d(need_db, 3, mode="nearest"), hold,
+                         origin=hold // 2, mode="nearest")  # hold after the peak
+    release = _peak_release(r, LIMITER_RELEASE_S * blocks_per_s)
+    attack = _peak_release(r[::-1], LIMITER_ATTACK_S * blocks_per_s)[::-1]
+    return np.maximum(np.maximum(release, attack), r)
+
+
+def _loudness_from_blocks(kpow_blocks: np.ndarray, gain_blocks: np.ndarray,
+                          blocks_per_step: int, step: int) -> float:
+    """Integrated loudness of a signal whose K-weighted power per block is ``kpow_blocks``,
+    after a slowly varying gain (per block, linear)."""
+    p = kpow_blocks * np.asarray(gain_blocks, dtype=np.float64) ** 2
+    n_steps = len(p) // blocks_per_step
+    ms = p[:n_steps * blocks_per_step].reshape(n_steps, blocks_per_step).sum(axis=1) / step
+    lt = LoudnessTrack(mean_square=ms, true_peak=np.zeros(n_steps, dtype=np.float32))
+    return lt.integrated_lufs()
+
+
+def _gated_rms_db(y: np.ndarray, step: int) -> float:
+    """RMS level of ``y`` (2, n) in dBFS (mean of the channels), over the steps BS.1770's
+    gates keep, but without K-weighting: the level the glue compressor's detector sees."""
+    ms = _blocks(_power(y), step, "sum") / step
+    lufs = LoudnessTrack(mean_square=ms, true_peak=np.zeros(len(ms), np.float32)).integrated_lufs()
+    return lufs + 0.691 - 10.0 * math.log10(2.0) if lufs > SILENCE_LUFS else SILENCE_LUFS
+
+
+def _master(bus: np.ndarray, sr: int, m: MasterSettings, report: dict[str, Any]) -> np.ndarray:
+    """Trim, glue, normalize and true-peak limit the summed bus (2, n) -> (2, n) float32."""
+    notes: list[str] = report["notes"]
+    n = bus.shape[1]
+    step = _step(sr)
+    hop = _block_hop(sr)
+    # pad to whole steps so that blocks tile steps exactly (cut again at the end)
+    n_pad = -(-n // step) * step
+    x = np.zeros((2, n_pad), dtype=np.float32)
+    x[:, :n] = bus
+
+    bus_db = _gated_rms_db(x, step)
+    report["bus_rms_db"] = _round(bus_db)
+    if bus_db <= ABSOLUTE_GATE_LUFS:
+        notes.append("the mix is silent: nothing to master")
+        report.update(master_lufs=SILENCE_LUFS, master_true_peak_dbtp=SILENCE_LUFS,
+                      master_sample_peak_dbfs=SILENCE_LUFS, glue_trim_db=0.0,
+                      glue_max_reduction_db=0.0, master_gain_db=0.0,
+                      limiter_max_reduction_db=0.0)
+        return np.zeros((2, n), dtype=np.float32)
+
+    # 1. trim to the glue compressor's nominal input level, then glue
+    trim_db = GLUE_INPUT_RMS_DB - bus_db
+    x *= np.float32(10.0 ** (trim_db / 20.0))
+    report["glue_trim_db"] = _round(trim_db)
+    report["glue_max_reduction_db"] = 0.0
+    if m.glue_ratio > 1.0:
+        glue = _glue_gain(x, sr, hop, m)
+        x *= _to_samples(glue, hop, n_pad)
+        report["glue_max_reduction_db"] = _round(-20.0 * math.log10(max(glue.min(), 1e-12)))
+
+    # 2. the gain that meets the target after limiting, solved on the block grid: the limiter
+    # only scales blocks, so loudness after limiting follows from K-weighted block powers
+    kpow = _blocks(_power(_k_weighted(x, sr)), hop, "sum")
+    bps = step // hop
+    ceiling = m.ceiling_dbtp - LIMITER_MARGIN_DB
+
+    def solve(peak_db: np.ndarray, gain_db: float) -> tuple[float, np.ndarray, bool]:
+        capped = False
+        reduction = np.zeros(len(kpow))
+        for _ in range(8):
+            need = np.maximum(peak_db + gain_db - ceiling, 0.0)
+            if need.max() > MAX_LIMITING_DB:
+                gain_db -= float(need.max()) - MAX_LIMITING_DB
+                need = np.maximum(peak_db + gain_db - ceiling, 0.0)
+                capped = True
+            reduction = _limiter_reduction(need, sr, hop)
+            err = m.target_lufs - _loudness_from_blocks(
+                kpow, 10.0 ** ((gain_db - reduction) / 20.0), bps, step)
+            if capped or abs(err) < 0.02:
+                break
+            gain_db += err
+        return gain_db, reduction, capped
+
+    def to_db(v: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return 20.0 * np.log10(np.maximum(v, 1e-12))
+
+    # sample peaks first; then true peaks only in blocks the limiter could touch
+    sample_db = to_db(_block_true_peak(x, hop, np.zeros(len(kpow), dtype=bool)))
+    gain_db = m.target_lufs - _loudness_from_blocks(kpow, np.ones(len(kpow)), bps, step)
+    gain_db, _, _ = solve(sample_db, gain_db)
+    near = sample_db + gain_db > ceiling - _TP_SEARCH_DB - 1.0
+    gain_db, reduction, capped = solve(to_db(_block_true_peak(x, hop, near)), gain_db)
+    if capped:
+        notes.append(f"the master needs more than {MAX_LIMITING_DB:.0f} dB of limiting to "
+                     f"reach {m.target_lufs:g} LUFS; it stops at {MAX_LIMITING_DB:.0f} dB")
+    x *= _to_samples(10.0 ** ((gain_db - reduction) / 20.0), hop, n_pad)
+    y = np.ascontiguousarray(x[:, :n])
+    del x
+
+    # 3. check with the meter's interpolator; a residual over comes off by plain gain
+    def true_peak_db(z: np.ndarray) -> float:
+        peaks = _block_true_peak(z, hop, np.zeros(-(-n // hop), dtype=bool))
+        return float(to_db(_block_true_peak(z, hop, to_db(peaks) > ceiling - _TP_SEARCH_DB))
+                     .max(initial=SILENCE_LUFS))
+
+    peak_db = true_peak_db(y)
+    if peak_db > m.ceiling_dbtp - 0.01:
+        fix = m.ceiling_dbtp - 0.01 - peak_db
+        y *= np.float32(10.0 ** (fix / 20.0))
+        gain_db += fix
+        peak_db = true_peak_db(y)
+    lufs = integrated_lufs(y, sr=sr)
+    report.update(master_lufs=_round(lufs), master_true_peak_dbtp=_round(peak_db),
+                  master_sample_peak_dbfs=_round(_to_db(float(np.abs(y).max()))),
+                  master_gain_db=_round(gain_db),
+                  limiter_max_reduction_db=_round(float(reduction.max(initial=0.0))))
+    if abs(lufs - m.target_lufs) > 0.5 and not capped:
+        notes.append(f"the master is at {lufs:.1f} LUFS, not {m.target_lufs:g}")
+    return y
+
+
+# -- the mix -----------------------------------------------------------------------------------
+
+@dataclass
+class MixResult:
+    """A mixed and mastered song.
+
+    Attributes:
+        master: the master, float32, shape (2, n).
+        stems: track name -> post-fader stem (EQ, fader, ducking, pan), float32 (2, n); muted
+            tracks are included. The unmuted stems plus ``reverb`` sum to the bus that the
+            master chain processes.
+        reverb: the reverb return, float32 (2, n).
+        report: measurements and decisions: ``master_lufs``, ``master_true_peak_dbtp``,
+            ``master_sample_peak_dbfs``, ``bus_lufs``, ``glue_trim_db``,
+            ``glue_max_reduction_db``, ``master_gain_db``, ``limiter_max_reduction_db``,
+            ``target_lufs``, ``ceiling_dbtp``, ``tracks`` (name -> gain_db, pan, mute,
+            duck_under, duck_max_db, reverb_send) and ``notes`` (list of str).
+        sr: sample rate in Hz.
+    """
+
+    master: np.ndarray
+    stems: dict[str, np.ndarray]
+    reverb: np.ndarray
+    report: dict[str, Any] = field(default_factory=dict)
+    sr: int = 44100
+
+
+def _mix_order(song: Song, notes: list[str]) -> list[int]:
+    """Track indices with every side-chain trigger before the tracks ducking under it."""
+    names = [t.name for t in song.tracks]
+    pending = list(range(len(song.tracks)))
+    done: set[str] = set()
+    order: list[int] = []
+    while pending:
+        ready = [i for i in pending
+                 if (d := song.tracks[i].mix.duck_under) is None or d in done
+                 or d not in names or d == names[i]]
+        if not ready:  # a cycle: the rest are mixed without ducking
+            notes.append("ducking cycle between " + ", ".join(names[i] for i in pending)
+                         + ": those tracks are not ducked")
+            order.extend(pending)
+            break
+        for i in ready:
+            order.append(i)
+            done.add(names[i])
+        pending = [i for i in pending if i not in ready]
+    return order
+
+
+def apply_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int) -> MixResult:
+    """Mix and master the rendered tracks with the song's per-track and master settings.
+
+    Args:
+        song: the arrangement; ``song.tracks[*].mix`` and ``song.master`` are applied (see
+            ``auto_mix`` to fill them).
+        tracks: track name -> audio, shape (2, n) (mono (n,) is accepted), float. Arrays of
+            different lengths are padded with silence to the longest.
+        sr: sample rate in Hz.
+
+    Returns:
+        MixResult. Bit-identical for identical inputs.
+    """
+    notes: list[str] = []
+    m = song.master
+    report: dict[str, Any] = {"target_lufs": m.target_lufs, "ceiling_dbtp": m.ceiling_dbtp,
+                              "tracks": {}, "notes": notes}
+    audio: dict[str, np.ndarray] = {}
+    for name, y in tracks.items():
+        y = _as_stereo(y, name)
+        if not np.isfinite(y.sum(dtype=np.float64)):  # one pass; NaN and inf propagate
+            notes.append(f"{name}: non-finite samples were replaced by silence")
+            y = np.where(np.isfinite(y), y, np.float32(0.0))
+        audio[name] = y
+    n = max((y.shape[1] for y in audio.values()), default=0)
+    if not audio:
+        n = int(round(song.duration_s * sr))
+    if len({y.shape[1] for y in audio.values()}) > 1:
+        notes.append("tracks differ in length: the shorter ones are padded with silence")
+    known = {t.name for t in song.tracks}
+    for name in audio:
+        if name not in known:
+            notes.append(f"{name}: audio without a track in the song is left out")
+    if not song.tracks:
+        notes.append("the song has no tracks")
+
+    hop = _block_hop(sr)
+    bus = np.zeros((2, n), dtype=np.float32)
+    sends = np.zeros((2, n), dtype=np.float32)
+    stems: dict[str, np.ndarray] = {}
+    envelopes: dict[str, np.ndarray] = {}
+    any_send = False
+    for i in _mix_order(song, notes):
+        track = song.tracks[i]
+        s = track.mix
+        y = audio.get(track.name)
+        if y is None:
+            notes.append(f"{track.name}: no audio rendered; the track is silent")
+            y = np.zeros((2, n), dtype=np.float32)
+        elif y.shape[1] < n:
+            y = np.concatenate([y, np.zeros((2, n - y.shape[1]), np.float32)], axis=1)
+        sos = _eq_sos(s, sr)
+        # every branch leaves a fresh array: the caller's audio is never changed
+        y = sosfilt(sos, y, axis=-1) if sos is not None and n else y.copy()
+        # fader and pan are one scalar per channel
+        gain = 10.0 ** (s.gain_db / 20.0)
+        gl, gr = _pan_gains(s.pan)
+        y[0] *= np.float32(gain * gl)
+        y[1] *= np.float32(gain * gr)
+        duck_max = 0.0
+        d = s.duck_under
+        if d and d != track.name and s.duck_db > 0 and n:
+            trig = song.track(d)
+            if d not in stems or trig is None:
+                notes.append(f"{track.name}: cannot duck under {d!r}, no such track")
+            elif not trig.mix.mute:  # a muted trigger would pump the track under silence
+                if d not in envelopes:
+                    envelopes[d] = _sidechain_envelope(stems[d], sr, hop)
+                gr_db = s.duck_db * envelopes[d]
+                duck_max = float(gr_db.max(initial=0.0))
+                y *= _to_samples(10.0 ** (-gr_db / 20.0), hop, n)
+        stems[track.name] = y
+        if not s.mute:
+            bus += y
+            if s.reverb_send > 0:
+                sends += y * np.float32(min(s.reverb_send, 1.0))
+                any_send = True
+        report["tracks"][track.name] = {
+            "gain_db": _round(s.gain_db), "pan": _round(s.pan), "mute": s.mute,
+            "reverb_send": _round(s.reverb_send), "duck_under": s.duck_under,
+            "duck_max_db": _round(duck_max)}
+        del y
+
+    reverb = np.zeros((2, n), dtype=np.float32)
+    if any_send and n and np.any(sends):
+        reverb = _reverb(sends, sr)
+        bus += reverb
+    report["reverb"] = {"room_size": REVERB_ROOM_SIZE, "damping": REVERB_DAMPING,
+                        "predelay_s": REVERB_PREDELAY_S, "return_db": REVERB_RETURN_DB}
+    del sends
+
+    if n == 0:
+        notes.append("the song is empty: nothing to mix")
+        master = np.zeros((2, 0), dtype=np.float32)
+        report.update(master_lufs=SILENCE_LUFS, master_true_peak_dbtp=SILENCE_LUFS,
+                      master_sample_peak_dbfs=SILENCE_LUFS, bus_rms_db=SILENCE_LUFS)
+    else:
+        master = _master(bus, sr, m, report)
+    return MixResult(master=master, stems=stems, reverb=reverb, report=report, sr=sr)
+
+
+def _reverb(sends: np.ndarray, sr: int) -> np.ndarray:
+    """The shared reverb: pre-delay, Freeverb at 100 % wet, band-limited return."""
+    delay = min(int(round(REVERB_PREDELAY_S * sr)), sends.shape[1])
+    x = np.zeros_like(sends)
+    x[:, delay:] = sends[:, :sends.shape[1] - delay]
+    plugin = pedalboard.Reverb(room_size=REVERB_ROOM_SIZE, damping=REVERB_DAMPING,
+                               wet_level=1.0, dry_level=0.0, width=1.0)
+    wet = plugin(x, sr, reset=True)
+    sos = np.vstack([butter(2, REVERB_RETURN_HIGHPASS_HZ, "highpass", fs=sr, output="sos"),
+                     butter(2, min(REVERB_RETURN_LOWPASS_HZ, 0.45 * sr), "lowpass", fs=sr,
+                            output="sos")])
+    wet = sosfilt(sos.astype(np.float32), wet, axis=-1)
+    wet *= np.float32(10.0 ** (REVERB_RETURN_DB / 20.0))
+    return wet

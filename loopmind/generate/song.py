@@ -1,0 +1,198 @@
+"""The song: what the arranger decides and what render, mix and export consume.
+
+Plain dataclasses, serialized as the exported ``arrangement.json``. Times on the timeline are
+in bars (4/4; a bar is ``240 / bpm`` seconds); times in source files are in seconds. A loop
+clip plays ``source_start_s..source_end_s`` stretched so that it lasts exactly ``source_bars``
+bars at the song's tempo, repeated to fill ``bars``. A one-shot clip triggers its sound on
+16th-note ``steps`` (step 0 = the clip's first bar line).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ARRANGEMENT_FORMAT = "loopmind.arrangement/1"
+STEPS_PER_BAR = 16
+
+
+@dataclass
+class MixSettings:
+    """One track's mix: what the auto-mixer (or a trained mixer) decided.
+
+    Attributes:
+        gain_db: fader gain applied to the track.
+        pan: -1 (left) .. 1 (right).
+        highpass_hz: high-pass cut-off, None for none.
+        lowpass_hz: low-pass cut-off, None for none.
+        eq: peaking bands as (freq_hz, gain_db, q).
+        reverb_send: 0..1 to the shared reverb bus.
+        duck_under: name of the track this one is side-chained under (bass under kick).
+        duck_db: how deep the ducking goes (positive dB of gain reduction).
+        mute: the track is silent in the master (its stem is still written).
+    """
+
+    gain_db: float = 0.0
+    pan: float = 0.0
+    highpass_hz: float | None = None
+    lowpass_hz: float | None = None
+    eq: list[tuple[float, float, float]] = field(default_factory=list)
+    reverb_send: float = 0.0
+    duck_under: str | None = None
+    duck_db: float = 0.0
+    mute: bool = False
+
+
+@dataclass
+class MasterSettings:
+    target_lufs: float = -14.0
+    ceiling_dbtp: float = -1.0
+    glue_ratio: float = 2.0
+    glue_threshold_db: float = -18.0
+
+
+@dataclass
+class Clip:
+    """One placement of a sound on a track.
+
+    Attributes:
+        start_bar: first bar on the timeline (0-based, whole bars).
+        bars: how many bars the clip occupies on the timeline.
+        source_path: the audio file (never modified).
+        source_start_s, source_end_s: the segment's offsets in that file.
+        segment_id: the library segment, when it came from the library.
+        source_bpm: the segment's tempo (None for a one-shot).
+        source_key: the segment's key (None when unpitched).
+        source_bars: bars the source segment spans at its own tempo (loops).
+        stretch: playback speed factor, song_bpm / source_bpm (1.0 = unchanged; 2.0 = twice as
+            fast); for a loop it is exactly what makes ``source_bars`` fill that many bars.
+        semitones: pitch shift to the song's key.
+        steps: for one-shots, (step, velocity 0..1) pairs on the 16th grid from start_bar.
+        gain_db: clip gain before the track's mix.
+        reverse: play the source backwards (risers, swells).
+        fade_in_s, fade_out_s: edge fades (short by default, so no clicks).
+    """
+
+    start_bar: int
+    bars: int
+    source_path: str
+    source_start_s: float
+    source_end_s: float
+    segment_id: int | None = None
+    source_bpm: float | None = None
+    source_key: str | None = None
+    source_bars: float | None = None
+    stretch: float = 1.0
+    semitones: int = 0
+    steps: list[tuple[int, float]] | None = None
+    gain_db: float = 0.0
+    reverse: bool = False
+    fade_in_s: float = 0.005
+    fade_out_s: float = 0.01
+
+    @property
+    def end_bar(self) -> int:
+        return self.start_bar + self.bars
+
+    @property
+    def is_pattern(self) -> bool:
+        return self.steps is not None
+
+
+@dataclass
+class Track:
+    """A mixer channel: one role, its clips and its mix."""
+
+    name: str
+    role: str
+    clips: list[Clip] = field(default_factory=list)
+    mix: MixSettings = field(default_factory=MixSettings)
+    color: str | None = None
+
+
+@dataclass
+class Section:
+    name: str  # intro | verse | pre-chorus | hook | drop | break | bridge | outro
+    start_bar: int
+    bars: int
+    roles: list[str] = field(default_factory=list)
+    energy: float = 0.5  # 0..1
+
+    @property
+    def end_bar(self) -> int:
+        return self.start_bar + self.bars
+
+
+@dataclass
+class Song:
+    """A whole arrangement."""
+
+    bpm: float
+    key: str | None
+    sections: list[Section] = field(default_factory=list)
+    tracks: list[Track] = field(default_factory=list)
+    time_signature: tuple[int, int] = (4, 4)
+    sample_rate: int = 44100
+    master: MasterSettings = field(default_factory=MasterSettings)
+    seed: int | None = None
+    prompt: str | None = None
+    genre: str | None = None
+    moods: list[str] = field(default_factory=list)
+    mode: str = "direct"
+    notes: list[str] = field(default_factory=list)  # what was missing and what was done instead
+
+    @property
+    def bars(self) -> int:
+        ends = [s.end_bar for s in self.sections] + [c.end_bar for t in self.tracks
+                                                       for c in t.clips]
+        return max(ends, default=0)
+
+    @property
+    def bar_s(self) -> float:
+        return 60.0 / self.bpm * self.time_signature[0] * 4 / self.time_signature[1]
+
+    @property
+    def duration_s(self) -> float:
+        return self.bars * self.bar_s
+
+    def bar_to_sample(self, bar: float) -> int:
+        """Sample index of a bar line (rounded once from the exact position, so clips placed on
+        the same bar line agree to the sample and no error accumulates)."""
+        return int(round(bar * self.bar_s * self.sample_rate))
+
+    def track(self, name: str) -> Track | None:
+        return next((t for t in self.tracks if t.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["format"] = ARRANGEMENT_FORMAT
+        d["bars"] = self.bars
+        d["duration_s"] = round(self.duration_s, 4)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Song":
+        d = dict(d)
+        d.pop("format", None)
+        d.pop("bars", None)
+        d.pop("duration_s", None)
+        tracks = []
+        for t in d.pop("tracks", []):
+            t = dict(t)
+            clips = []
+            for c in t.pop("clips", []):
+                c = dict(c)
+                if c.get("steps") is not None:
+                    c["steps"] = [(int(s), float(v)) for s, v in c["steps"]]
+                clips.append(Clip(**c))
+            mix = dict(t.pop("mix", {}))
+            mix["eq"] = [tuple(b) for b in mix.get("eq", [])]
+            tracks.append(Track(clips=clips, mix=MixSettings(**mix), **t))
+        sections = [Section(**s) for s in d.pop("sections", [])]
+        master = MasterSettings(**d.pop("master", {}))
+        ts = tuple(d.pop("time_signature", (4, 4)))
+        return cls(sections=sections, tracks=tracks, master=master, time_signature=ts, **d)

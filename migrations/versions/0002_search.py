@@ -1,0 +1,65 @@
+"""search: embeddings' embedder, duplicate fingerprints, vector log, full-text index
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-25
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel
+
+
+revision: str = '0002'
+down_revision: Union[str, None] = '0001'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+# text rows are keyed by segment id; kept by loopmind.library.textindex in the same
+# transaction as the segment writes (tokenizing file names needs Python)
+FTS = ("CREATE VIRTUAL TABLE segment_text USING fts5(name, folder, tags, "
+       "tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3')")
+
+TRIGGERS = [
+    # every change that can alter a segment's vector or whether it is searchable
+    """CREATE TRIGGER vector_log_insert AFTER INSERT ON segment BEGIN
+         INSERT INTO vector_log (segment_id) VALUES (new.id); END""",
+    """CREATE TRIGGER vector_log_update AFTER UPDATE OF embedding ON segment BEGIN
+         INSERT INTO vector_log (segment_id) VALUES (new.id); END""",
+    """CREATE TRIGGER vector_log_delete AFTER DELETE ON segment BEGIN
+         INSERT INTO vector_log (segment_id) VALUES (old.id);
+         DELETE FROM segment_text WHERE rowid = old.id; END""",
+    """CREATE TRIGGER vector_log_status AFTER UPDATE OF status ON audio_file
+         WHEN old.status IS NOT new.status BEGIN
+         INSERT INTO vector_log (segment_id) SELECT id FROM segment WHERE file_id = new.id; END""",
+]
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('segment', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('embedder', sqlmodel.sql.sqltypes.AutoString(),
+                                      nullable=True))
+        batch_op.add_column(sa.Column('fingerprint', sa.LargeBinary(), nullable=True))
+    op.create_table('vector_log',
+                    sa.Column('seq', sa.Integer(), nullable=False),
+                    sa.Column('segment_id', sa.Integer(), nullable=False),
+                    sa.PrimaryKeyConstraint('seq'))
+    op.execute(FTS)
+    for t in TRIGGERS:
+        op.execute(t)
+    # a library made before search: fill the text index now (vectors come with re-analysis,
+    # which ANALYSIS_VERSION 2 triggers on the next scan)
+    from loopmind.library.textindex import rebuild_all
+    rebuild_all(op.get_bind())
+
+
+def downgrade() -> None:
+    for name in ("vector_log_insert", "vector_log_update", "vector_log_delete",
+                 "vector_log_status"):
+        op.execute(f"DROP TRIGGER IF EXISTS {name}")
+    op.execute("DROP TABLE IF EXISTS segment_text")
+    op.drop_table('vector_log')
+    with op.batch_alter_table('segment', schema=None) as batch_op:
+        batch_op.drop_column('fingerprint')
+        batch_op.drop_column('embedder')
