@@ -55,7 +55,8 @@ def timbre_features(ys: list[np.ndarray]) -> np.ndarray:
 
 def constants(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation per column (floored at ``MIN_SCALE``)."""
-    F = F[np.asarray(F)[:, :len(F[0]) - len(embed_mod.EXTRA_FEATURE_NAMES)].any(axis=1)]
+    n_role = F.shape[1] - len(embed_mod.EXTRA_FEATURE_NAMES)
+    F = F[F[:, :n_role].any(axis=1)]  # silent renders (all-zero features) say nothing
     mean = F.mean(axis=0)
     scale = np.maximum(F.std(axis=0), MIN_SCALE)
     return mean.astype(np.float32), scale.astype(np.float32)

@@ -87,3 +87,25 @@ def audio_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("audio-folder")
     make_audio_folder(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def indexed_demo(tmp_path_factory: pytest.TempPathFactory, demo_library: Path):
+    """The demo library copied, watched and indexed (with vectors) in its own home, once per
+    session. Read-only for tests: ``(library, folder)``."""
+    import shutil
+
+    from loopmind.config import Settings
+    from loopmind.library.db import Library
+    from loopmind.library.indexer import Indexer
+
+    home = tmp_path_factory.mktemp("indexed-demo-home")
+    root = tmp_path_factory.mktemp("indexed-demo") / "pack"
+    shutil.copytree(demo_library, root)
+    settings = Settings.from_env({"LOOPMIND_HOME": str(home), "LOOPMIND_WORKERS": "2"})
+    lib = Library(settings)
+    idx = Indexer(lib)
+    idx.add_folder(root)
+    report = idx.scan()
+    assert report.failed == 0, report.errors
+    return lib, root

@@ -22,7 +22,8 @@ Everything is deterministic: the same song and tracks give a bit-identical maste
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,7 +31,7 @@ import pedalboard
 from scipy.ndimage import maximum_filter1d
 from scipy.signal import butter, lfilter, sosfilt
 
-from loopmind.generate.song import MasterSettings, MixSettings, Song
+from loopmind.generate.song import MasterSettings, MixSettings, Song, Track
 from loopmind.library.analysis.loudness import (
     _TP_FILTER,
     _TP_HALF,
@@ -146,9 +147,10 @@ LIMITER_MARGIN_DB = 0.1
 # more gain reduction than this on the loudest peak is audible pumping and distortion: the
 # master then stays quieter than the target and the report says so
 MAX_LIMITING_DB = 12.0
-# true peaks more than this far above both neighbouring samples are not looked for (real
-# material overshoots by under 1 dB; the final check catches the rest)
-_TP_SEARCH_DB = 6.0
+# blocks whose sample peak is this far under the ceiling are not searched for inter-sample
+# peaks (real material overshoots its samples by well under 1 dB; the meter itself only
+# looks within 3 dB of a step's sample peak)
+_TP_SEARCH_DB = 3.0
 
 
 # -- features ----------------------------------------------------------------------------------
@@ -459,7 +461,7 @@ class HeuristicMixer:
 
 
 def auto_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int,
-             mixer: Mixer | None = None) -> dict[str, TrackFeatures]:
+             mixer: Mixer | None = None, workers: int = 1) -> dict[str, TrackFeatures]:
     """Measure every track and write the mixer's settings into ``song.tracks[*].mix``.
 
     A track's ``mute`` flag is kept (it is the user's, not the mixer's). Tracks of the song
@@ -470,19 +472,27 @@ def auto_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int,
         tracks: track name -> audio, shape (2, n).
         sr: sample rate in Hz.
         mixer: ``HeuristicMixer()`` when None.
+        workers: threads for measuring; the result does not depend on it.
 
     Returns:
         the features the settings came from, by track name.
     """
     mixer = mixer or HeuristicMixer()
-    features = {t.name: track_features(t.name, t.role, tracks.get(t.name, np.zeros((2, 0))),
-                                       sr) for t in song.tracks}
+    todo = list({t.name: t for t in reversed(song.tracks)}.values())[::-1]  # first of a name
+
+    def measure(t: Track) -> TrackFeatures:
+        return track_features(t.name, t.role, tracks.get(t.name, np.zeros((2, 0))), sr)
+
+    if workers > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loopmind-mix") as ex:
+            features = dict(zip([t.name for t in todo], ex.map(measure, todo)))
+    else:
+        features = {t.name: measure(t) for t in todo}
     settings = mixer.settings(features, genre=song.genre)
     for t in song.tracks:
         s = settings.get(t.name)
         if s is not None:
-            s.mute = t.mix.mute
-            t.mix = s
+            t.mix = replace(s, mute=t.mix.mute)
     return features
 
 
@@ -547,51 +557,48 @@ def _abs_peaks(x: np.ndarray, hop: int) -> np.ndarray:
     return np.maximum(_blocks(x, hop), -_blocks(x, hop, "min")).astype(np.float64)
 
 
-def _block_true_peak(y: np.ndarray, hop: int, select: np.ndarray | None = None) -> np.ndarray:
-    """True peak per block (linear, max over channels) with the meter's 4x interpolator.
+def _inter_sample_peaks(y: np.ndarray, hop: int, threshold: float) -> np.ndarray:
+    """Largest inter-sample value per block (linear, max over channels) near loud samples.
 
-    As in the meter, only local maxima of |y| within 3 dB of their block's sample peak are
-    interpolated (an inter-sample peak sits next to one). Blocks not in ``select`` keep their
-    sample peak: the master only interpolates where limiting is possible.
+    The meter's 4x interpolator (BS.1770 Annex 2) is evaluated on both sides of every local
+    maximum of |y| at or above ``threshold``: an inter-sample peak sits next to one. Looking
+    only at samples within 3 dB of where peaks could matter is what the meter does too (it
+    interpolates within 3 dB of each 100 ms step's peak).
 
     Args:
         y: audio, shape (C, n), float32.
         hop: block length in samples.
-        select: boolean mask over blocks to interpolate (all when None).
+        threshold: linear level; quieter samples are not interpolated around.
 
     Returns:
-        float64 array, shape (ceil(n / hop),).
+        float64 array, shape (ceil(n / hop),); 0 where nothing was interpolated.
     """
     n = y.shape[1]
-    ch_peaks = [_abs_peaks(ch, hop) for ch in y]
-    out = np.maximum.reduce(ch_peaks)
-    chosen = np.flatnonzero(out > 0) if select is None else np.flatnonzero(select & (out > 0))
-    if len(chosen) == 0 or n < 3:
+    out = np.zeros(-(-n // hop), dtype=np.float64)
+    if n < 3:
         return out
-    idx = (chosen[:, None] * hop + np.arange(hop)[None, :]).ravel()
-    idx = idx[(idx >= 1) & (idx < n - 1)]
     offs = np.arange(-_TP_HALF + 1, _TP_HALF + 1)
     phases = _TP_FILTER[1:].T.astype(np.float32)  # (taps, 3 fractional positions)
-    for ch, bp in zip(y, ch_peaks):
-        a = np.abs(ch[idx])
-        is_peak = ((a >= 0.7 * bp[idx // hop]) & (a >= np.abs(ch[idx - 1]))
-                   & (a >= np.abs(ch[idx + 1])) & (a > 0))
-        c = idx[is_peak]
-        if len(c) == 0:
+    thr = np.float32(threshold)
+    for ch in y:
+        idx = np.flatnonzero((ch >= thr) | (ch <= -thr))
+        idx = idx[(idx >= 1) & (idx < n - 1)]
+        if len(idx) == 0:
             continue
-        # the peak lies between a local maximum and one of its neighbours
-        cand = np.concatenate([c - 1, c])
-        cand.sort()
-        cand = cand[np.concatenate([[True], cand[1:] != cand[:-1]])]
-        cand = cand[cand < n - 1]
-        xp = np.concatenate([np.zeros(_TP_HALF, np.float32), ch, np.zeros(_TP_HALF, np.float32)])
-        vals = np.empty(len(cand), dtype=np.float32)
+        a = np.abs(ch[idx])
+        c = idx[(a >= np.abs(ch[idx - 1])) & (a >= np.abs(ch[idx + 1]))]
+        # the intervals on both sides of each local maximum, each named by its left sample
+        left = np.concatenate([c - 1, c])
+        left.sort()
+        left = left[np.concatenate([[True], left[1:] != left[:-1]])]
+        vals = np.empty(len(left), dtype=np.float32)
         chunk = 1 << 15
-        for s0 in range(0, len(cand), chunk):
-            cc = cand[s0:s0 + chunk]
-            win = xp[(cc + _TP_HALF)[:, None] + offs[None, :]]
+        for s0 in range(0, len(left), chunk):
+            w = left[s0:s0 + chunk, None] + offs[None, :]
+            inside = (w >= 0) & (w < n)
+            win = np.where(inside, ch[np.clip(w, 0, n - 1)], np.float32(0.0))
             vals[s0:s0 + chunk] = np.abs(win @ phases).max(axis=1)
-        blk = cand // hop
+        blk = left // hop
         starts = np.flatnonzero(np.concatenate([[True], blk[1:] != blk[:-1]]))
         ub = blk[starts]
         out[ub] = np.maximum(out[ub], np.maximum.reduceat(vals, starts))
@@ -632,12 +639,18 @@ def _pan_gains(pan: float) -> tuple[float, float]:
 
 
 def _sidechain_envelope(trigger: np.ndarray, sr: int, hop: int) -> np.ndarray:
-    """The trigger's low-end envelope per block, normalized so its hits reach 1."""
-    mono = (trigger[0] + trigger[1]) * np.float32(0.5)
-    sos = butter(2, DUCK_SIDECHAIN_LOWPASS_HZ, "lowpass", fs=sr, output="sos")
-    low = np.abs(sosfilt(sos.astype(np.float32), mono))
+    """The trigger's low-end envelope per block, normalized so its hits reach 1.
+
+    The side-chain only needs the low end at block resolution, so it runs decimated: a
+    boxcar average over ``d`` samples (a divisor of ``hop``, rate >= 4 kHz; its nulls sit on
+    the alias frequencies) and then the low-pass at that rate.
+    """
+    d = max(k for k in range(1, hop + 1) if hop % k == 0 and sr / k >= 4000.0)
+    mono = (_blocks(trigger[0], d, "sum") + _blocks(trigger[1], d, "sum")) / (2.0 * d)
+    sos = butter(2, DUCK_SIDECHAIN_LOWPASS_HZ, "lowpass", fs=sr / d, output="sos")
+    low = np.abs(sosfilt(sos, mono))
     blocks_per_s = sr / hop
-    env = _follow(_blocks(low, hop), attack_blocks=DUCK_ATTACK_S * blocks_per_s,
+    env = _follow(_blocks(low, hop // d), attack_blocks=DUCK_ATTACK_S * blocks_per_s,
                   release_blocks=DUCK_RELEASE_S * blocks_per_s)
     positive = env[env > 0]
     if len(positive) == 0:
@@ -651,9 +664,10 @@ def _sidechain_envelope(trigger: np.ndarray, sr: int, hop: int) -> np.ndarray:
 
 # -- the master bus ----------------------------------------------------------------------------
 
-def _glue_gain(y: np.ndarray, sr: int, hop: int, m: MasterSettings) -> np.ndarray:
-    """Per-block gain (linear) of a stereo-linked RMS compressor with a soft knee."""
-    power = _blocks(_power(y), hop, "sum") / (2 * hop)
+def _glue_gain(pow_blocks: np.ndarray, sr: int, hop: int, m: MasterSettings) -> np.ndarray:
+    """Per-block gain (linear) of a stereo-linked RMS compressor with a soft knee, from the
+    channel-summed signal power per block."""
+    power = pow_blocks / (2 * hop)
     blocks_per_s = sr / hop
     rms_power = _one_pole(power, GLUE_RMS_S * blocks_per_s)
     with np.errstate(divide="ignore"):
@@ -696,26 +710,35 @@ def _loudness_from_blocks(kpow_blocks: np.ndarray, gain_blocks: np.ndarray,
     return lt.integrated_lufs()
 
 
-def _gated_rms_db(y: np.ndarray, step: int) -> float:
-    """RMS level of ``y`` (2, n) in dBFS (mean of the channels), over the steps BS.1770's
-    gates keep, but without K-weighting: the level the glue compressor's detector sees."""
-    ms = _blocks(_power(y), step, "sum") / step
-    lufs = LoudnessTrack(mean_square=ms, true_peak=np.zeros(len(ms), np.float32)).integrated_lufs()
-    return lufs + 0.691 - 10.0 * math.log10(2.0) if lufs > SILENCE_LUFS else SILENCE_LUFS
+def _to_db(v: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return 20.0 * np.log10(np.maximum(v, 1e-12))
 
 
-def _master(bus: np.ndarray, sr: int, m: MasterSettings, report: dict[str, Any]) -> np.ndarray:
-    """Trim, glue, normalize and true-peak limit the summed bus (2, n) -> (2, n) float32."""
+def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
+            report: dict[str, Any]) -> np.ndarray:
+    """Trim, glue, normalize and true-peak limit the summed bus.
+
+    Args:
+        x: the bus, float32 (2, n_pad), zero-padded to whole loudness steps so that blocks
+            tile steps exactly; processed in place.
+        n: the song's length in samples.
+
+    Returns:
+        the master, float32 (2, n).
+    """
     notes: list[str] = report["notes"]
-    n = bus.shape[1]
     step = _step(sr)
     hop = _block_hop(sr)
-    # pad to whole steps so that blocks tile steps exactly (cut again at the end)
-    n_pad = -(-n // step) * step
-    x = np.zeros((2, n_pad), dtype=np.float32)
-    x[:, :n] = bus
+    bps = step // hop
+    n_pad = x.shape[1]
 
-    bus_db = _gated_rms_db(x, step)
+    # 1. trim to the glue compressor's nominal input level (RMS over what BS.1770's gates
+    # keep, unweighted: what the detector sees), then glue; one multiply does both
+    pow_blocks = _blocks(_power(x), hop, "sum")
+    ms = pow_blocks.reshape(-1, bps).sum(axis=1) / step
+    lufs = LoudnessTrack(mean_square=ms, true_peak=np.zeros(len(ms), np.float32)).integrated_lufs()
+    bus_db = lufs + 0.691 - 10.0 * math.log10(2.0) if lufs > SILENCE_LUFS else SILENCE_LUFS
     report["bus_rms_db"] = _round(bus_db)
     if bus_db <= ABSOLUTE_GATE_LUFS:
         notes.append("the mix is silent: nothing to master")
@@ -724,21 +747,17 @@ def _master(bus: np.ndarray, sr: int, m: MasterSettings, report: dict[str, Any])
                       glue_max_reduction_db=0.0, master_gain_db=0.0,
                       limiter_max_reduction_db=0.0)
         return np.zeros((2, n), dtype=np.float32)
-
-    # 1. trim to the glue compressor's nominal input level, then glue
     trim_db = GLUE_INPUT_RMS_DB - bus_db
-    x *= np.float32(10.0 ** (trim_db / 20.0))
+    trim = 10.0 ** (trim_db / 20.0)
+    glue = (_glue_gain(pow_blocks * trim ** 2, sr, hop, m) if m.glue_ratio > 1.0
+            else np.ones(len(pow_blocks)))
+    x *= _to_samples(glue * trim, hop, n_pad)
     report["glue_trim_db"] = _round(trim_db)
-    report["glue_max_reduction_db"] = 0.0
-    if m.glue_ratio > 1.0:
-        glue = _glue_gain(x, sr, hop, m)
-        x *= _to_samples(glue, hop, n_pad)
-        report["glue_max_reduction_db"] = _round(-20.0 * math.log10(max(glue.min(), 1e-12)))
+    report["glue_max_reduction_db"] = _round(-20.0 * math.log10(max(glue.min(), 1e-12)))
 
     # 2. the gain that meets the target after limiting, solved on the block grid: the limiter
     # only scales blocks, so loudness after limiting follows from K-weighted block powers
     kpow = _blocks(_power(_k_weighted(x, sr)), hop, "sum")
-    bps = step // hop
     ceiling = m.ceiling_dbtp - LIMITER_MARGIN_DB
 
     def solve(peak_db: np.ndarray, gain_db: float) -> tuple[float, np.ndarray, bool]:
@@ -758,38 +777,45 @@ def _master(bus: np.ndarray, sr: int, m: MasterSettings, report: dict[str, Any])
             gain_db += err
         return gain_db, reduction, capped
 
-    def to_db(v: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return 20.0 * np.log10(np.maximum(v, 1e-12))
-
-    # sample peaks first; then true peaks only in blocks the limiter could touch
-    sample_db = to_db(_block_true_peak(x, hop, np.zeros(len(kpow), dtype=bool)))
+    # limit on sample peaks, then measure the output's inter-sample peaks and tighten the
+    # blocks that went over (an over is a fraction of a dB; two rounds settle it)
+    ch_peaks = [_abs_peaks(ch, hop) for ch in x]
+    sample_db = _to_db(np.maximum.reduce(ch_peaks))
+    del ch_peaks
     gain_db = m.target_lufs - _loudness_from_blocks(kpow, np.ones(len(kpow)), bps, step)
-    gain_db, _, _ = solve(sample_db, gain_db)
-    near = sample_db + gain_db > ceiling - _TP_SEARCH_DB - 1.0
-    gain_db, reduction, capped = solve(to_db(_block_true_peak(x, hop, near)), gain_db)
+    overshoot = np.zeros(len(kpow))
+    y = np.empty((2, n), dtype=np.float32)
+    threshold = 10.0 ** ((ceiling - _TP_SEARCH_DB) / 20.0)
+    for _ in range(4):
+        gain_db, reduction, capped = solve(sample_db + overshoot, gain_db)
+        np.multiply(x[:, :n], _to_samples(10.0 ** ((gain_db - reduction) / 20.0), hop, n),
+                    out=y)
+        over = _to_db(_inter_sample_peaks(y, hop, threshold))[:len(kpow)] - ceiling
+        if over.max(initial=-1.0) <= LIMITER_MARGIN_DB / 2:
+            break
+        overshoot += np.maximum(over, 0.0) + 0.01
+    del x
     if capped:
         notes.append(f"the master needs more than {MAX_LIMITING_DB:.0f} dB of limiting to "
                      f"reach {m.target_lufs:g} LUFS; it stops at {MAX_LIMITING_DB:.0f} dB")
-    x *= _to_samples(10.0 ** ((gain_db - reduction) / 20.0), hop, n_pad)
-    y = np.ascontiguousarray(x[:, :n])
-    del x
 
-    # 3. check with the meter's interpolator; a residual over comes off by plain gain
-    def true_peak_db(z: np.ndarray) -> float:
-        peaks = _block_true_peak(z, hop, np.zeros(-(-n // hop), dtype=bool))
-        return float(to_db(_block_true_peak(z, hop, to_db(peaks) > ceiling - _TP_SEARCH_DB))
-                     .max(initial=SILENCE_LUFS))
+    # 3. what is left over the ceiling (nothing, short of pathological signals) comes off
+    # by plain gain
+    def peaks_db(z: np.ndarray) -> tuple[float, float]:
+        """(true peak, sample peak) in dB."""
+        sample = max(float(z.max(initial=0.0)), -float(z.min(initial=0.0)))
+        inter = float(_inter_sample_peaks(z, hop, threshold).max(initial=0.0))
+        return float(_to_db(max(sample, inter))), float(_to_db(sample))
 
-    peak_db = true_peak_db(y)
+    peak_db, sample_peak_db = peaks_db(y)
     if peak_db > m.ceiling_dbtp - 0.01:
         fix = m.ceiling_dbtp - 0.01 - peak_db
         y *= np.float32(10.0 ** (fix / 20.0))
         gain_db += fix
-        peak_db = true_peak_db(y)
+        peak_db, sample_peak_db = peaks_db(y)
     lufs = integrated_lufs(y, sr=sr)
     report.update(master_lufs=_round(lufs), master_true_peak_dbtp=_round(peak_db),
-                  master_sample_peak_dbfs=_round(_to_db(float(np.abs(y).max()))),
+                  master_sample_peak_dbfs=_round(sample_peak_db),
                   master_gain_db=_round(gain_db),
                   limiter_max_reduction_db=_round(float(reduction.max(initial=0.0))))
     if abs(lufs - m.target_lufs) > 0.5 and not capped:
@@ -824,37 +850,55 @@ class MixResult:
     sr: int = 44100
 
 
-def _mix_order(song: Song, notes: list[str]) -> list[int]:
-    """Track indices with every side-chain trigger before the tracks ducking under it."""
-    names = [t.name for t in song.tracks]
-    pending = list(range(len(song.tracks)))
+def _mix_order(tracks: list[Track], notes: list[str]) -> list[Track]:
+    """``tracks`` with every side-chain trigger before the tracks ducking under it (tracks
+    in a ducking cycle are left out)."""
+    names = {t.name for t in tracks}
+    pending = list(tracks)
     done: set[str] = set()
-    order: list[int] = []
+    order: list[Track] = []
     while pending:
-        ready = [i for i in pending
-                 if (d := song.tracks[i].mix.duck_under) is None or d in done
-                 or d not in names or d == names[i]]
-        if not ready:  # a cycle: the rest are mixed without ducking
-            notes.append("ducking cycle between " + ", ".join(names[i] for i in pending)
+        ready = [t for t in pending if (d := t.mix.duck_under) is None or d in done
+                 or d not in names or d == t.name]
+        if not ready:  # a cycle: those tracks are left out, so they are not ducked
+            notes.append("ducking cycle between " + ", ".join(t.name for t in pending)
                          + ": those tracks are not ducked")
-            order.extend(pending)
             break
-        for i in ready:
-            order.append(i)
-            done.add(names[i])
-        pending = [i for i in pending if i not in ready]
+        order.extend(ready)
+        done.update(t.name for t in ready)
+        pending = [t for t in pending if t not in ready]
     return order
 
 
-def apply_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int) -> MixResult:
+def _track_stem(y: np.ndarray | None, s: MixSettings, n: int, sr: int) -> np.ndarray:
+    """EQ, fader and pan of one track: a new float32 (2, n) array (the input is untouched)."""
+    if y is None:
+        return np.zeros((2, n), dtype=np.float32)
+    if y.shape[1] < n:
+        y = np.concatenate([y, np.zeros((2, n - y.shape[1]), np.float32)], axis=1)
+    # fader and pan are one scalar per channel
+    ch_gain = (np.array(_pan_gains(s.pan), dtype=np.float32)[:, None]
+               * np.float32(10.0 ** (s.gain_db / 20.0)))
+    sos = _eq_sos(s, sr)
+    if sos is not None and n:
+        y = sosfilt(sos, y, axis=-1)
+        y *= ch_gain
+        return y
+    return y * ch_gain
+
+
+def apply_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int,
+              workers: int = 1) -> MixResult:
     """Mix and master the rendered tracks with the song's per-track and master settings.
 
     Args:
         song: the arrangement; ``song.tracks[*].mix`` and ``song.master`` are applied (see
             ``auto_mix`` to fill them).
         tracks: track name -> audio, shape (2, n) (mono (n,) is accepted), float. Arrays of
-            different lengths are padded with silence to the longest.
+            different lengths are padded with silence to the longest. Never modified.
         sr: sample rate in Hz.
+        workers: threads for the per-track filters (scipy and pedalboard release the GIL);
+            the result does not depend on it.
 
     Returns:
         MixResult. Bit-identical for identical inputs.
@@ -866,7 +910,8 @@ def apply_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int) -> MixResul
     audio: dict[str, np.ndarray] = {}
     for name, y in tracks.items():
         y = _as_stereo(y, name)
-        if not np.isfinite(y.sum(dtype=np.float64)):  # one pass; NaN and inf propagate
+        # a float32 sum is one cheap pass; NaN and inf propagate into it
+        if not np.isfinite(y.sum()) and not np.isfinite(y).all():
             notes.append(f"{name}: non-finite samples were replaced by silence")
             y = np.where(np.isfinite(y), y, np.float32(0.0))
         audio[name] = y
@@ -875,75 +920,84 @@ def apply_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int) -> MixResul
         n = int(round(song.duration_s * sr))
     if len({y.shape[1] for y in audio.values()}) > 1:
         notes.append("tracks differ in length: the shorter ones are padded with silence")
-    known = {t.name for t in song.tracks}
+    names = [t.name for t in song.tracks]
     for name in audio:
-        if name not in known:
+        if name not in names:
             notes.append(f"{name}: audio without a track in the song is left out")
+    for name in dict.fromkeys(x for x in names if names.count(x) > 1):
+        notes.append(f"several tracks are named {name!r}: only the first is mixed")
+    mixed = [t for i, t in enumerate(song.tracks) if t.name not in names[:i]]
+    for t in mixed:
+        if t.name not in audio:
+            notes.append(f"{t.name}: no audio rendered; the track is silent")
     if not song.tracks:
         notes.append("the song has no tracks")
 
+    # 1. EQ, fader and pan: independent per track
+    def stem(t: Track) -> np.ndarray:
+        return _track_stem(audio.get(t.name), t.mix, n, sr)
+
+    if workers > 1 and len(mixed) > 1:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loopmind-mix") as ex:
+            stems = dict(zip([t.name for t in mixed], ex.map(stem, mixed)))
+    else:
+        stems = {t.name: stem(t) for t in mixed}
+
+    # 2. side-chain ducking, triggers before the tracks ducking under them
     hop = _block_hop(sr)
-    bus = np.zeros((2, n), dtype=np.float32)
-    sends = np.zeros((2, n), dtype=np.float32)
-    stems: dict[str, np.ndarray] = {}
     envelopes: dict[str, np.ndarray] = {}
-    any_send = False
-    for i in _mix_order(song, notes):
-        track = song.tracks[i]
-        s = track.mix
-        y = audio.get(track.name)
-        if y is None:
-            notes.append(f"{track.name}: no audio rendered; the track is silent")
-            y = np.zeros((2, n), dtype=np.float32)
-        elif y.shape[1] < n:
-            y = np.concatenate([y, np.zeros((2, n - y.shape[1]), np.float32)], axis=1)
-        sos = _eq_sos(s, sr)
-        # every branch leaves a fresh array: the caller's audio is never changed
-        y = sosfilt(sos, y, axis=-1) if sos is not None and n else y.copy()
-        # fader and pan are one scalar per channel
-        gain = 10.0 ** (s.gain_db / 20.0)
-        gl, gr = _pan_gains(s.pan)
-        y[0] *= np.float32(gain * gl)
-        y[1] *= np.float32(gain * gr)
-        duck_max = 0.0
-        d = s.duck_under
-        if d and d != track.name and s.duck_db > 0 and n:
-            trig = song.track(d)
-            if d not in stems or trig is None:
-                notes.append(f"{track.name}: cannot duck under {d!r}, no such track")
-            elif not trig.mix.mute:  # a muted trigger would pump the track under silence
-                if d not in envelopes:
-                    envelopes[d] = _sidechain_envelope(stems[d], sr, hop)
-                gr_db = s.duck_db * envelopes[d]
-                duck_max = float(gr_db.max(initial=0.0))
-                y *= _to_samples(10.0 ** (-gr_db / 20.0), hop, n)
-        stems[track.name] = y
+    duck_max: dict[str, float] = {}
+    for t in _mix_order(mixed, notes):
+        d = t.mix.duck_under
+        if not d or d == t.name or t.mix.duck_db <= 0 or n == 0:
+            continue
+        trig = next((x for x in mixed if x.name == d), None)
+        if trig is None:
+            notes.append(f"{t.name}: cannot duck under {d!r}, no such track")
+            continue
+        if trig.mix.mute:  # a muted trigger would pump the track under silence
+            continue
+        if d not in envelopes:
+            envelopes[d] = _sidechain_envelope(stems[d], sr, hop)
+        gr_db = t.mix.duck_db * envelopes[d]
+        duck_max[t.name] = float(gr_db.max(initial=0.0))
+        stems[t.name] *= _to_samples(10.0 ** (-gr_db / 20.0), hop, n)
+
+    # 3. the bus (padded to whole loudness steps for the master, see _master) and the sends,
+    # summed in song order
+    step = _step(sr)
+    bus_padded = np.zeros((2, -(-n // step) * step), dtype=np.float32)
+    bus = bus_padded[:, :n]
+    sends: np.ndarray | None = None
+    for t in mixed:
+        y = stems[t.name]
+        s = t.mix
         if not s.mute:
             bus += y
             if s.reverb_send > 0:
-                sends += y * np.float32(min(s.reverb_send, 1.0))
-                any_send = True
-        report["tracks"][track.name] = {
+                if sends is None:
+                    sends = np.zeros((2, n), dtype=np.float32)
+                sends += np.float32(min(s.reverb_send, 1.0)) * y
+        report["tracks"][t.name] = {
             "gain_db": _round(s.gain_db), "pan": _round(s.pan), "mute": s.mute,
             "reverb_send": _round(s.reverb_send), "duck_under": s.duck_under,
-            "duck_max_db": _round(duck_max)}
-        del y
-
+            "duck_max_db": _round(duck_max.get(t.name, 0.0))}
     reverb = np.zeros((2, n), dtype=np.float32)
-    if any_send and n and np.any(sends):
+    if sends is not None and n and np.any(sends):
         reverb = _reverb(sends, sr)
         bus += reverb
     report["reverb"] = {"room_size": REVERB_ROOM_SIZE, "damping": REVERB_DAMPING,
                         "predelay_s": REVERB_PREDELAY_S, "return_db": REVERB_RETURN_DB}
-    del sends
+    del sends, bus
 
+    # 4. the master bus
     if n == 0:
         notes.append("the song is empty: nothing to mix")
         master = np.zeros((2, 0), dtype=np.float32)
         report.update(master_lufs=SILENCE_LUFS, master_true_peak_dbtp=SILENCE_LUFS,
                       master_sample_peak_dbfs=SILENCE_LUFS, bus_rms_db=SILENCE_LUFS)
     else:
-        master = _master(bus, sr, m, report)
+        master = _master(bus_padded, n, sr, m, report)
     return MixResult(master=master, stems=stems, reverb=reverb, report=report, sr=sr)
 
 

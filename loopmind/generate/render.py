@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from math import gcd
 from pathlib import Path
 from typing import Callable
@@ -46,6 +47,8 @@ CHOKE_ROLES = frozenset({"kick", "snare", "hihat", "clap", "tom", "perc", "bass"
 # below this distance from 1 a stretch is not worth the stretcher: < 0.5 ms per second of drift
 _NO_STRETCH_TOL = 5e-4
 _CHOKE_FADE_S = 0.003
+_DECLICK_S = 0.002  # fades on a segment before it is stretched
+_CONTEXT_S = 0.2  # silence fed to the stretcher on each side of a unit (a few windows)
 # a loop repeating inside its clip fades in over at most 1 ms: enough to remove a step, short
 # enough to keep the downbeat's attack (a 5 ms fade audibly dulls a kick on every repeat)
 _SEAM_FADE_IN_S = 0.001
@@ -173,20 +176,66 @@ def _load_decoded(path: Path, start_s: float, end_s: float, *, sr: int,
 
 # -- the stretcher and its cache -------------------------------------------------------------
 
-def _stretch(y: np.ndarray, sr: int, *, stretch: float, semitones: float,
-             high_quality: bool = True) -> np.ndarray:
-    """Rubber Band (via pedalboard) on (2, n) float32 audio; the only call into the stretcher,
-    so tests can count it.
-
-    ``high_quality`` picks Rubber Band's R3 ("finer") engine, about 2.5x the CPU of the R2
-    ("faster") engine, whose crisp transient mode suits drums just as well.
-    """
+def _rubberband(y: np.ndarray, sr: int, *, stretch: float, semitones: float,
+                high_quality: bool) -> np.ndarray:
     from pedalboard import time_stretch
 
     return time_stretch(np.ascontiguousarray(y, dtype=np.float32), float(sr),
                         stretch_factor=float(stretch),
                         pitch_shift_in_semitones=float(semitones),
                         high_quality=bool(high_quality))
+
+
+def _stretch(y: np.ndarray, sr: int, *, stretch: float, semitones: float,
+             high_quality: bool = False) -> np.ndarray:
+    """Rubber Band (via pedalboard) on (2, n) float32 audio: one call per unit, so tests can
+    count them. ``high_quality`` picks the R3 ("finer") engine over R2 ("faster")."""
+    return _rubberband(y, sr, stretch=stretch, semitones=semitones, high_quality=high_quality)
+
+
+@lru_cache(maxsize=512)
+def _stretch_offset(sr: int, stretch: float, semitones: float, high_quality: bool) -> int:
+    """Samples by which the stretcher's output runs late (negative: early) once it is past its
+    first window, measured on a click.
+
+    Rubber Band times the first few ms of its input right but everything after it shifted by
+    a constant that depends on the ratio and the shift (R2: about 25 ms x (1 - 1 / stretch),
+    so up to +-10 ms for the usual ratios). Feeding it context before the audio and removing
+    this measured constant puts every onset within about 1 ms of where it belongs.
+    """
+    pre = int(_CONTEXT_S * sr)
+    n = pre + sr // 2
+    x = np.zeros(n, dtype=np.float32)
+    m = max(8, int(0.002 * sr))
+    at = pre + sr // 8
+    x[at:at + m] = np.hanning(m) * np.sin(2 * np.pi * 2000.0 * np.arange(m) / sr)
+    y = _rubberband(np.stack([x, x]), sr, stretch=stretch, semitones=semitones,
+                    high_quality=high_quality)[0]
+    box = np.ones(32, dtype=np.float32) / 32
+
+    def peak(z: np.ndarray) -> int:
+        return int(np.argmax(np.convolve(np.abs(z), box, "same")))
+
+    return int(round(peak(y) - peak(x) / stretch))
+
+
+def _stretch_aligned(y: np.ndarray, sr: int, *, stretch: float, semitones: float,
+                     high_quality: bool) -> np.ndarray:
+    """Stretch (2, n) audio to round(n / stretch) samples with its onsets where they belong.
+
+    The stretcher gets ``_CONTEXT_S`` of silence on both sides, so the audio's first onset is
+    past its start-up and shifted by the same measured constant as every later one (a loop's
+    own end as context would make repeats seamless for well-cut loops, but turns the jump of a
+    badly cut one into a burst a few ms past the seam, out of reach of the fades). The output
+    is cut from where the audio's first sample lands.
+    """
+    n = y.shape[1]
+    pad = int(_CONTEXT_S * sr)
+    silence = np.zeros((2, pad), np.float32)
+    ext = np.concatenate([silence, y, silence], axis=1)
+    out = _stretch(ext, sr, stretch=stretch, semitones=semitones, high_quality=high_quality)
+    first = int(round(pad / stretch)) + _stretch_offset(sr, stretch, semitones, high_quality)
+    return _fit(out[:, max(0, first):], int(round(n / stretch)))
 
 
 @dataclass(frozen=True)
@@ -214,7 +263,7 @@ class UnitKey:
     sr: int
     n_samples: int
     reverse: bool
-    high_quality: bool = True
+    high_quality: bool = False
 
     @property
     def needs_stretcher(self) -> bool:
@@ -389,11 +438,13 @@ def _loop_unit_samples(clip: Clip, song: Song) -> int | None:
 
 
 def unit_key(clip: Clip, song: Song, *, role: str | None = None,
-             high_quality: bool | None = None) -> UnitKey:
+             high_quality: bool = False) -> UnitKey:
     """The cache key of a clip's unit (stat()s the source file).
 
-    ``high_quality`` None decides by role: R3 for pitched material, where its cleaner
-    tonal handling is audible, R2 for drums (``UNPITCHED_ROLES``), at well under half the CPU.
+    ``high_quality`` picks Rubber Band's R3 engine instead of R2. R2 is the default: with the
+    offset correction here it keeps every onset within about 1 ms, at 40 % of R3's CPU; R3
+    sounds cleaner on sustained tones but its timing wanders by up to ~0.1 % within a unit
+    (5-15 ms over a 4-bar loop at some ratios), which loosens layers against the drums.
 
     Raises:
         OSError: the source file is missing or unreadable.
@@ -401,7 +452,7 @@ def unit_key(clip: Clip, song: Song, *, role: str | None = None,
     size, mtime_ns = _source_state(clip.source_path)
     sr = song.sample_rate
     semitones = float(clip.semitones) if _pitched(role) else 0.0
-    hq = _pitched(role) if high_quality is None else bool(high_quality)
+    hq = bool(high_quality)
     if clip.is_pattern:
         return UnitKey(clip.source_path, size, mtime_ns, clip.source_start_s,
                        clip.source_end_s, 1.0, semitones, sr, -1, clip.reverse, hq)
@@ -438,8 +489,11 @@ def render_unit(key: UnitKey, cache: StretchCache | None = None) -> np.ndarray:
     if key.reverse:
         y = np.ascontiguousarray(y[:, ::-1])
     if key.needs_stretcher:
-        y = _stretch(y, key.sr, stretch=key.stretch, semitones=key.semitones,
-                     high_quality=key.high_quality)
+        # a segment cut mid-waveform starts and ends with a step; the stretcher would smear
+        # that click over its whole window, past the reach of the clip's fades
+        _fade(y, int(_DECLICK_S * key.sr), int(_DECLICK_S * key.sr))
+        y = _stretch_aligned(y, key.sr, stretch=key.stretch, semitones=key.semitones,
+                             high_quality=key.high_quality)
     if key.n_samples >= 0:
         y = _fit(y, key.n_samples)
     y = np.ascontiguousarray(y, dtype=np.float32)
@@ -522,7 +576,7 @@ def _assemble_pattern(clip: Clip, song: Song, hit: np.ndarray, *, choke: bool) -
 
 def render_clip(clip: Clip, song: Song, cache: StretchCache | None = None, *,
                 role: str | None = None, choke: bool | None = None,
-                high_quality: bool | None = None, unit: np.ndarray | None = None) -> np.ndarray:
+                high_quality: bool = False, unit: np.ndarray | None = None) -> np.ndarray:
     """One clip's audio, starting at its first bar line.
 
     A loop clip repeats its unit (the segment stretched to ``source_bars`` bars) on every
@@ -539,7 +593,7 @@ def render_clip(clip: Clip, song: Song, cache: StretchCache | None = None, *,
         choke: a pattern hit is cut (with a 3 ms fade) where the next hit of the clip starts,
             like a drum machine voice; None decides by role (``CHOKE_ROLES``). Without choke a
             hit rings to its end.
-        high_quality: stretcher engine (see ``unit_key``); None decides by role.
+        high_quality: Rubber Band's R3 engine rather than R2 (see ``unit_key``).
         unit: the clip's unit when the caller already has it (``render_tracks`` does).
 
     Returns:
@@ -596,7 +650,7 @@ class RenderedTracks:
 def render_tracks(song: Song, *, cache: StretchCache | None = None, workers: int = 1,
                   tail_s: float = DEFAULT_TAIL_S,
                   on_progress: Callable[[int, int], None] | None = None,
-                  use_cache: bool = True, high_quality: bool | None = None) -> RenderedTracks:
+                  use_cache: bool = True, high_quality: bool = False) -> RenderedTracks:
     """Render every track of ``song``; each clip lands at ``song.bar_to_sample(start_bar)``.
 
     Distinct units (segment x stretch x shift) are computed once, ``workers`` at a time in
@@ -611,8 +665,7 @@ def render_tracks(song: Song, *, cache: StretchCache | None = None, workers: int
         tail_s: silence kept after the last bar for reverb and decays.
         on_progress: called as ``on_progress(done, total)`` from the calling thread.
         use_cache: False renders without reading or writing any cache.
-        high_quality: True/False forces Rubber Band's R3/R2 engine for every unit; None (the
-            default) uses R3 for pitched roles and R2 for drums (see ``unit_key``).
+        high_quality: Rubber Band's R3 engine rather than R2 (see ``unit_key``).
 
     Returns:
         RenderedTracks.

@@ -10,7 +10,7 @@ bars at the song's tempo, repeated to fill ``bars``. A one-shot clip triggers it
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 ARRANGEMENT_FORMAT = "loopmind.arrangement/1"
@@ -195,4 +195,7 @@ class Song:
         sections = [Section(**s) for s in d.pop("sections", [])]
         master = MasterSettings(**d.pop("master", {}))
         ts = tuple(d.pop("time_signature", (4, 4)))
+        # keys this version does not know (an exporter's "files", a newer field) are skipped
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
         return cls(sections=sections, tracks=tracks, master=master, time_signature=ts, **d)

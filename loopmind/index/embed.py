@@ -188,7 +188,7 @@ def extra_features(y: np.ndarray, *, sr: int, spec) -> np.ndarray:
 
 _CLIP = 4.0          # standardized values beyond ±4 (a 20-minute drone, DC) are clipped
 ROLE_WEIGHT = 1.0    # role block (norm 1) against the timbre block (norm ~1); see similar.md
-_FORMAT = 1          # bump when the layout or the arithmetic of the vector changes
+_FORMAT = 2          # bump when the layout or the arithmetic of the vector changes
 
 
 def _timbre_feature_names() -> tuple[str, ...]:
@@ -298,6 +298,12 @@ class FeatureEmbedder:
             # the features are measured on the analysis grid so that vectors of the same
             # sound decoded at different rates stay comparable
             y, sr, spec = _resample(y, int(sr), EMBED_SR), EMBED_SR, None
+        start = _sound_start(y)
+        if start > 0:
+            # leading silence is not part of the sound, and the envelope features are
+            # fragile right after digital silence: a copy with 50 ms of silence before must
+            # get the vector of the original
+            y, spec = y[start:], None
         if spec is None:
             spec = Spectrogram(y, sr)
         f_role = role_features(y, sr=sr, spec=spec)
@@ -349,6 +355,19 @@ class FeatureEmbedder:
     def embed_text(self, text: str) -> np.ndarray:
         raise LoopMindError("the 'features' embedder cannot search by text; "
                             "use the 'clap' embedder for text queries")
+
+
+_SILENCE_DB = -60.0  # samples this far below the peak, before the first louder one, are silence
+
+
+def _sound_start(y: np.ndarray) -> int:
+    """Index of the first sample within 60 dB of the peak (0 for silence)."""
+    if len(y) == 0:
+        return 0
+    peak = float(np.max(np.abs(y)))
+    if peak <= 0:
+        return 0
+    return int(np.argmax(np.abs(y) > peak * 10.0 ** (_SILENCE_DB / 20.0)))
 
 
 def _resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -560,7 +579,7 @@ def get_embedder(name: str | None = None) -> Embedder:
     """
     key = (default_embedder_name() if name is None else str(name)).strip().lower()
     if key not in EMBEDDERS:
-        raise LoopMindError(f"unknown embedder {name!r}; choose one of: "
+        raise LoopMindError(f"unknown embedder {key!r}; choose one of: "
                             + ", ".join(EMBEDDERS))
     with _INSTANCES_LOCK:
         if key not in _INSTANCES:

@@ -20,9 +20,16 @@ FOLDER_LEVELS = 3
 
 
 def _words(text_: str) -> str:
+    """Words for the index: each name part whole ("hihats", "dark808") and split at camelCase
+    and digits ("hi", "hats", "dark", "808"), so either spelling finds it."""
+    import re
+
     from loopmind.library.names import words_of
 
     seen: dict[str, None] = {}
+    for part in re.split(r"[^0-9A-Za-z#]+", text_):
+        if part:
+            seen.setdefault(part.lower().replace("#", "sharp"), None)
     for w in words_of(text_):
         seen.setdefault(w.replace("#", "sharp"), None)
     return " ".join(seen)

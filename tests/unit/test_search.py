@@ -64,24 +64,13 @@ def test_parse_query_reads_tempo_and_key_and_keeps_808():
 
 
 @pytest.fixture(scope="module")
-def searchable(tmp_path_factory, demo_library):
-    """The demo library, indexed with vectors once for the module: (library, catalog, root)."""
+def searchable(indexed_demo):
+    """The indexed demo library with its vector index: (library, catalog, root)."""
     from loopmind.index.catalog import Catalog
-    from loopmind.library.db import Library
-    from loopmind.library.indexer import Indexer
 
-    home = tmp_path_factory.mktemp("search-home")
-    root = tmp_path_factory.mktemp("search-lib") / "pack"
-    shutil.copytree(demo_library, root)
-    settings = Settings.from_env({"LOOPMIND_HOME": str(home), "LOOPMIND_WORKERS": "2"})
-    lib = Library(settings)
-    idx = Indexer(lib)
-    idx.add_folder(root)
-    report = idx.scan()
-    assert report.failed == 0, report.errors
+    lib, root = indexed_demo
     cat = Catalog(lib)
     cat.vectors()
-    cat.save()
     return lib, cat, root
 
 
@@ -158,7 +147,7 @@ def test_similar_path_outside_library(searcher, tmp_path, demo_library):
     from fixtures_audio import drum_hit, write_audio
 
     p = tmp_path / "my_new_kick.wav"
-    write_audio(p, drum_hit("kick", seed=99))
+    write_audio(p, drum_hit("kick_dark", seed=99))
     res = searcher.similar(str(p), k=5)
     assert sum(h.role == "kick" for h in res.hits) >= 3
 
@@ -226,7 +215,7 @@ def test_vectors_follow_adds_changes_and_deletes(small):
     lib, cat, folder, idx = small
     assert set(cat.vectors().ids().tolist()) == _live_ids(lib)
     p = folder / "new_kick.wav"
-    write_audio(p, drum_hit("kick", seed=5))
+    write_audio(p, drum_hit("kick_soft", seed=5))
     idx.index_file(str(p))
     assert set(cat.vectors().ids().tolist()) == _live_ids(lib)  # an add
     victim = next(f for f in folder.rglob("*.wav") if f.name != "new_kick.wav")
@@ -237,7 +226,7 @@ def test_vectors_follow_adds_changes_and_deletes(small):
     # a fresh process loads the saved file and replays only what changed since
     from loopmind.index.catalog import Catalog
 
-    write_audio(folder / "another.wav", drum_hit("snare", seed=6))
+    write_audio(folder / "another.wav", drum_hit("snare_fat", seed=6))
     idx.scan()
     again = Catalog(lib)
     assert set(again.vectors().ids().tolist()) == _live_ids(lib)
