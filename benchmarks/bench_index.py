@@ -133,15 +133,14 @@ def numpy_blas_limit(threads: int | None):
 
 
 def bench_size(n: int, dim: int, n_queries: int, seed: int, sweep: bool) -> dict:
-    import faiss
-
     from loopmind.index import vectors as vx
     from loopmind.index.vectors import VectorIndex
 
     log(f"dim {dim}, n {n:,}: data")
     x, queries = clustered(n, dim, n_queries, seed)
     ids = np.arange(n, dtype=np.int64) + ID_OFFSET
-    out: dict = {"n": n, "dim": dim, "rows": [], "filters": [], "sweep": [], "cross": []}
+    out: dict = {"n": n, "dim": dim, "rows": [], "filters": [], "sweep": [], "cross": [],
+                 "load": [os.getloadavg()[0]]}
 
     # ---- peer: numpy brute force over a normalized copy (it is the ground truth too)
     r0 = rss_mb()
@@ -215,8 +214,8 @@ def bench_size(n: int, dim: int, n_queries: int, seed: int, sweep: bool) -> dict
 
         for frac, (pos, tr, (peer50, peer99), how) in filters.items():
             allowed = pos + ID_OFFSET
-            path_name = "exact over subset" if pos.size <= vx.EXACT_SUBSET_MAX else \
-                "FAISS + IDSelectorBitmap"
+            path_name = "exact over subset" if kind == "flat" or \
+                pos.size <= vx.EXACT_SUBSET_MAX else "HNSW + IDSelectorBitmap"
             times, got = time_ours(index, queries, allowed=allowed)
             p50f, p99f = pct(times)
             out["filters"].append(dict(kind=kind, frac=frac, path=path_name, p50=p50f, p99=p99f,
@@ -246,7 +245,7 @@ def bench_size(n: int, dim: int, n_queries: int, seed: int, sweep: bool) -> dict
             vx.EXACT_SUBSET_MAX = default_max
         del index
         gc.collect()
-    faiss.omp_get_max_threads()
+    out["load"].append(os.getloadavg()[0])
     return out
 
 
@@ -285,6 +284,8 @@ def render(results: list[dict], args, wall_s: float) -> str:
     ]
     for r in results:
         lines += [f"## dim {r['dim']}, {r['n']:,} vectors", "",
+                  f"1-minute load average at start and end: {r['load'][0]:.1f}, "
+                  f"{r['load'][-1]:.1f} (2 cores).", "",
                   "| index | build (s) | p50 (ms) | p99 (ms) | recall@10 | RSS Δ (MB) | "
                   "file (MB) | save (s) | load (s) | p50 speed-up vs numpy |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -340,7 +341,8 @@ def main() -> None:
         for n in args.sizes:
             results.append(bench_size(n, dim, args.queries, args.seed,
                                       sweep=(n == max(args.sizes) and dim == args.dims[0])))
-    write_result(args.out, render(results, args, time.perf_counter() - t0))
+            # written after each size, so a long run leaves its finished part behind
+            write_result(args.out, render(results, args, time.perf_counter() - t0))
 
 
 if __name__ == "__main__":

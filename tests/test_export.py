@@ -268,3 +268,21 @@ def test_full_disk_is_refused_up_front(tmp_path: Path, rendered,
     with pytest.raises(ExportError, match="not enough disk space"):
         export_song(song, tracks, master, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_staging_left_by_a_killed_export_is_removed(tmp_path: Path, rendered) -> None:
+    import subprocess
+    import sys
+
+    song, tracks, master = rendered
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = out / f".loopmind-export-{dead}-abc123"
+    (stale / "stems").mkdir(parents=True)
+    (stale / "master.wav").write_bytes(b"half")
+    foreign = out / ".loopmind-export-notapid"
+    foreign.mkdir()
+    export_song(song, tracks, master, out)
+    assert not stale.exists() and foreign.exists()

@@ -332,3 +332,26 @@ def test_missing_and_broken_sources_are_skipped_with_a_note(tmp_path: Path,
     assert "junk.wav" in rendered.notes[1]
     assert np.abs(rendered.tracks["Gone"]).max() == 0.0
     assert np.abs(rendered.tracks["Drums"]).max() > 0.1
+
+
+def test_stereo_sources_keep_their_image(tmp_path: Path, cache: StretchCache) -> None:
+    y = click_track(100, 1)
+    stereo = np.stack([y, np.zeros_like(y)], axis=1)  # clicks on the left only
+    path = write_audio(tmp_path / "left.wav", stereo, subtype="FLOAT")
+    clip = Clip(start_bar=0, bars=1, source_path=str(path), source_start_s=0.0,
+                source_end_s=len(y) / SR, source_bpm=100.0, source_bars=1.0, stretch=1.2)
+    out = render_clip(clip, _song(120.0, []), cache, role="perc")
+    assert np.abs(out[0]).max() > 0.2 and np.abs(out[1]).max() < 1e-3
+
+
+def test_clip_without_source_bars_plays_once(tmp_path: Path, cache: StretchCache) -> None:
+    # a riser: 1.5 s, played once from its bar, sped up 1.5x, silent after it ends
+    path = write_audio(tmp_path / "riser.wav", tone(500.0, 1.5), subtype="FLOAT")
+    clip = Clip(start_bar=1, bars=2, source_path=str(path), source_start_s=0.0,
+                source_end_s=1.5, stretch=1.5)
+    song = _song(120.0, [Track("fx", "fx", [clip])])
+    out = render_tracks(song, cache=cache).tracks["fx"][0]
+    loud = np.flatnonzero(np.abs(out) > 0.05)
+    start = song.bar_to_sample(1)
+    assert abs(loud[0] - start) < 0.01 * SR
+    assert abs((loud[-1] - loud[0]) / SR - 1.0) < 0.02  # 1.5 s at 1.5x

@@ -156,7 +156,7 @@ def test_allowed_and_exclude(small, rng):
     assert index.search(q, 5, allowed={999_999_999}) == []
 
 
-def test_large_allowed_set_uses_selector_on_flat(small, rng, monkeypatch):
+def test_large_allowed_set_on_flat_is_exact(small, rng, monkeypatch):
     monkeypatch.setattr(vx, "EXACT_SUBSET_MAX", 10)
     ids, x, index = small
     allowed = rng.choice(ids, 150, replace=False)
@@ -436,3 +436,27 @@ def test_bad_batch_changes_nothing(small, rng):
     with pytest.raises(ValueError):
         index.add([ids[0], 1, 2], bad)
     assert len(index) == 500 and 1 not in index and index.search(x[0], 5) == before
+
+
+@pytest.mark.parametrize("scale", [1, 10**9])  # dense ids (a lookup table), sparse (sorted)
+def test_id_map_dense_and_sparse(rng, low_threshold, scale):
+    n = 900
+    ids = (np.arange(n, dtype=np.int64) + 7) * scale
+    x = rng.standard_normal((n, DIM)).astype(np.float32)
+    index = VectorIndex.build(ids[:100], x[:100], embedder="t", version="1")
+    for i in range(100, n, 100):  # ids keep growing, as SQLite's do
+        index.add(ids[i:i + 100], x[i:i + 100])
+    assert index.kind == "hnsw" and len(index) == n
+    index.add(ids[:5], x[:5] * 2)  # upsert, same directions
+    index.remove(ids[5:10])
+    assert len(index) == n - 5 and int(ids[6]) not in index and int(ids[3]) in index
+    for j in (0, 3, 50, 899):
+        assert index.search(x[j], 1)[0][0] == ids[j]
+        np.testing.assert_allclose(index.vector(int(ids[j])), unit(x[j]), atol=1e-6)
+    far = int(ids[-1]) * 1000 + 1  # forces the dense table to become sorted arrays
+    index.add([far], x[:1] * -1)
+    assert far in index and index.search(-x[0], 1)[0][0] == far
+    assert index.checksum == id_checksum(np.concatenate([ids[:5], ids[10:], [far]]))
+    np.testing.assert_array_equal(index.ids(),
+                                  np.sort(np.concatenate([ids[:5], ids[10:], [far]])))
+    assert -1 not in index and int(ids[7]) not in index and "x" not in index

@@ -158,8 +158,9 @@ def _check_space(folder: Path, needed: int) -> None:
                           f"{needed / 1e6:.0f} MB, {free / 1e6:.0f} MB are free")
 
 
-def _make_dirs(folder: Path) -> list[Path]:
-    """Create ``folder`` and missing parents; return those created, deepest last."""
+def _make_dirs(folder: Path, created: list[Path]) -> None:
+    """Create ``folder`` and missing parents, appending each one made to ``created`` (so a
+    failure halfway still knows what to remove)."""
     missing = []
     p = folder
     while not p.exists():
@@ -167,11 +168,33 @@ def _make_dirs(folder: Path) -> list[Path]:
         if p.parent == p:
             break
         p = p.parent
-    created = []
     for d in reversed(missing):
         d.mkdir()
         created.append(d)
-    return created
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    """Remove staging folders left by exports that were killed (their process is gone)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for e in entries:
+        if not e.name.startswith(_STAGING_PREFIX) or not e.is_dir(follow_symlinks=False):
+            continue
+        pid = e.name[len(_STAGING_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(e.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def export_song(song: Song, tracks: dict[str, np.ndarray], master: np.ndarray,
@@ -204,11 +227,15 @@ def export_song(song: Song, tracks: dict[str, np.ndarray], master: np.ndarray,
     created: list[Path] = []
     staging: Path | None = None
     try:
-        created = _make_dirs(out_dir)
+        _make_dirs(out_dir, created)
         if not os.access(out_dir, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, "permission denied")
         _check_space(out_dir, _estimate_bytes(tracks, master, flac))
-        staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=out_dir))
+        _remove_stale_staging(out_dir)
+        # staging inside the folder, not beside it: the same filesystem even when the folder
+        # is a mount point, and it works when only the folder itself is writable
+        staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{os.getpid()}-",
+                                        dir=out_dir))
         result, moves = _write_staged(song, tracks, master, staging, flac=flac, sr=sr,
                                       write_midi=write_midi)
         _move_into_place(staging, out_dir, moves)

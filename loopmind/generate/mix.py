@@ -262,8 +262,10 @@ def integrated_lufs(y: np.ndarray, *, sr: int) -> float:
     return _loudness_track(y, sr).integrated_lufs()
 
 
-def _to_db(x: float) -> float:
-    return 20.0 * math.log10(x) if x > 0 else SILENCE_LUFS
+def _to_db(x):
+    """Linear amplitude (scalar or array) to dB, floored at ``SILENCE_LUFS`` as the meter
+    floors true peaks."""
+    return 20.0 * np.log10(np.maximum(x, 10.0 ** (SILENCE_LUFS / 20.0)))
 
 
 def track_features(name: str, role: str, y: np.ndarray, sr: int) -> TrackFeatures:
@@ -279,7 +281,7 @@ def track_features(name: str, role: str, y: np.ndarray, sr: int) -> TrackFeature
         TrackFeatures (silent or empty audio gives ``SILENCE_LUFS`` levels and zeros).
     """
     y = _as_stereo(y, name)
-    if not np.isfinite(y.sum(dtype=np.float64)):
+    if not np.isfinite(y.sum()):  # one cheap pass; NaN and inf propagate into the sum
         y = np.where(np.isfinite(y), y, np.float32(0.0))
     step = _step(sr)
     if y.shape[1] == 0 or not np.any(y):
@@ -312,7 +314,7 @@ def track_features(name: str, role: str, y: np.ndarray, sr: int) -> TrackFeature
     peak = float(np.abs(y).max())
     raw = _blocks(_power(y), step, "sum")
     rms = math.sqrt(float(raw[active_steps[:len(raw)]].mean()) / (2 * step))
-    crest_db = _to_db(peak) - _to_db(rms) if rms > 0 else 0.0
+    crest_db = float(_to_db(peak) - _to_db(rms)) if rms > 0 else 0.0
 
     # mid = (L + R) / 2 and side = (L - R) / 2 carry (L^2 + R^2) / 2 between them
     d = y[0] - y[1]
@@ -323,7 +325,7 @@ def track_features(name: str, role: str, y: np.ndarray, sr: int) -> TrackFeature
     centroid, low_fraction = _spectrum_stats(y, sr, np.flatnonzero(active_steps) * step)
     return TrackFeatures(
         name=name, role=role, integrated_lufs=float(integrated), active_lufs=active_lufs,
-        active_fraction=active_fraction, peak_db=_to_db(peak), crest_db=float(crest_db),
+        active_fraction=active_fraction, peak_db=float(_to_db(peak)), crest_db=crest_db,
         spectral_centroid_hz=centroid, low_energy_fraction=low_fraction,
         stereo_width=float(width))
 
@@ -424,7 +426,7 @@ class HeuristicMixer:
             if hp is not None and f.spectral_centroid_hz > 0:
                 # a low instrument in a high role (a sub lead) keeps its body
                 hp = max(20.0, min(hp, f.spectral_centroid_hz / 3.0))
-            s.highpass_hz = _round(hp / 5.0) * 5.0 if hp is not None else None
+            s.highpass_hz = float(round(hp / 5.0) * 5.0) if hp is not None else None
             if role in _LOW_END_ROLES and has_bass and has_kick:
                 s.eq = [_MUD_CUT]
             amount = ROLE_PAN_SPREAD.get(role)
@@ -710,9 +712,12 @@ def _loudness_from_blocks(kpow_blocks: np.ndarray, gain_blocks: np.ndarray,
     return lt.integrated_lufs()
 
 
-def _to_db(v: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return 20.0 * np.log10(np.maximum(v, 1e-12))
+def _silent_master(n: int, note: str, report: dict[str, Any]) -> np.ndarray:
+    report["notes"].append(note)
+    report.update(master_lufs=SILENCE_LUFS, master_true_peak_dbtp=SILENCE_LUFS,
+                  master_sample_peak_dbfs=SILENCE_LUFS, glue_trim_db=0.0,
+                  glue_max_reduction_db=0.0, master_gain_db=0.0, limiter_max_reduction_db=0.0)
+    return np.zeros((2, n), dtype=np.float32)
 
 
 def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
@@ -740,13 +745,8 @@ def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
     lufs = LoudnessTrack(mean_square=ms, true_peak=np.zeros(len(ms), np.float32)).integrated_lufs()
     bus_db = lufs + 0.691 - 10.0 * math.log10(2.0) if lufs > SILENCE_LUFS else SILENCE_LUFS
     report["bus_rms_db"] = _round(bus_db)
-    if bus_db <= ABSOLUTE_GATE_LUFS:
-        notes.append("the mix is silent: nothing to master")
-        report.update(master_lufs=SILENCE_LUFS, master_true_peak_dbtp=SILENCE_LUFS,
-                      master_sample_peak_dbfs=SILENCE_LUFS, glue_trim_db=0.0,
-                      glue_max_reduction_db=0.0, master_gain_db=0.0,
-                      limiter_max_reduction_db=0.0)
-        return np.zeros((2, n), dtype=np.float32)
+    if lufs <= SILENCE_LUFS:
+        return _silent_master(n, "the mix is silent: nothing to master", report)
     trim_db = GLUE_INPUT_RMS_DB - bus_db
     trim = 10.0 ** (trim_db / 20.0)
     glue = (_glue_gain(pow_blocks * trim ** 2, sr, hop, m) if m.glue_ratio > 1.0
@@ -758,6 +758,9 @@ def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
     # 2. the gain that meets the target after limiting, solved on the block grid: the limiter
     # only scales blocks, so loudness after limiting follows from K-weighted block powers
     kpow = _blocks(_power(_k_weighted(x, sr)), hop, "sum")
+    if _loudness_from_blocks(kpow, np.ones(len(kpow)), bps, step) <= SILENCE_LUFS:
+        return _silent_master(n, "the mix is only sub-sonic rumble or DC: nothing to master",
+                              report)
     ceiling = m.ceiling_dbtp - LIMITER_MARGIN_DB
 
     def solve(peak_db: np.ndarray, gain_db: float) -> tuple[float, np.ndarray, bool]:
@@ -778,7 +781,7 @@ def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
         return gain_db, reduction, capped
 
     # limit on sample peaks, then measure the output's inter-sample peaks and tighten the
-    # blocks that went over (an over is a fraction of a dB; two rounds settle it)
+    # blocks that went over by their overshoot (one or two rounds settle it)
     ch_peaks = [_abs_peaks(ch, hop) for ch in x]
     sample_db = _to_db(np.maximum.reduce(ch_peaks))
     del ch_peaks
@@ -790,10 +793,14 @@ def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
         gain_db, reduction, capped = solve(sample_db + overshoot, gain_db)
         np.multiply(x[:, :n], _to_samples(10.0 ** ((gain_db - reduction) / 20.0), hop, n),
                     out=y)
-        over = _to_db(_inter_sample_peaks(y, hop, threshold))[:len(kpow)] - ceiling
-        if over.max(initial=-1.0) <= LIMITER_MARGIN_DB / 2:
+        inter = _inter_sample_peaks(y, hop, threshold)
+        inter_db = _to_db(inter)[:len(kpow)]
+        over = inter_db > ceiling + LIMITER_MARGIN_DB / 2
+        if not over.any():
             break
-        overshoot += np.maximum(over, 0.0) + 0.01
+        # the output's overshoot over its own samples is the input's too (the gain is smooth)
+        out_db = _to_db(np.maximum.reduce([_abs_peaks(ch, hop) for ch in y]))[:len(kpow)]
+        overshoot[over] = np.maximum(overshoot[over], inter_db[over] - out_db[over] + 0.01)
     del x
     if capped:
         notes.append(f"the master needs more than {MAX_LIMITING_DB:.0f} dB of limiting to "
@@ -801,18 +808,15 @@ def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
 
     # 3. what is left over the ceiling (nothing, short of pathological signals) comes off
     # by plain gain
-    def peaks_db(z: np.ndarray) -> tuple[float, float]:
-        """(true peak, sample peak) in dB."""
-        sample = max(float(z.max(initial=0.0)), -float(z.min(initial=0.0)))
-        inter = float(_inter_sample_peaks(z, hop, threshold).max(initial=0.0))
-        return float(_to_db(max(sample, inter))), float(_to_db(sample))
-
-    peak_db, sample_peak_db = peaks_db(y)
+    sample_peak = max(float(y.max(initial=0.0)), -float(y.min(initial=0.0)))
+    peak_db = float(_to_db(max(sample_peak, float(inter.max(initial=0.0)))))
     if peak_db > m.ceiling_dbtp - 0.01:
         fix = m.ceiling_dbtp - 0.01 - peak_db
         y *= np.float32(10.0 ** (fix / 20.0))
         gain_db += fix
-        peak_db, sample_peak_db = peaks_db(y)
+        peak_db += fix
+        sample_peak *= 10.0 ** (fix / 20.0)
+    sample_peak_db = float(_to_db(sample_peak))
     lufs = integrated_lufs(y, sr=sr)
     report.update(master_lufs=_round(lufs), master_true_peak_dbtp=_round(peak_db),
                   master_sample_peak_dbfs=_round(sample_peak_db),

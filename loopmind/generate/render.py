@@ -209,7 +209,7 @@ def _stretch_offset(sr: int, stretch: float, semitones: float, high_quality: boo
     m = max(8, int(0.002 * sr))
     at = pre + sr // 8
     x[at:at + m] = np.hanning(m) * np.sin(2 * np.pi * 2000.0 * np.arange(m) / sr)
-    y = _rubberband(np.stack([x, x]), sr, stretch=stretch, semitones=semitones,
+    y = _rubberband(x[None, :], sr, stretch=stretch, semitones=semitones,
                     high_quality=high_quality)[0]
     box = np.ones(32, dtype=np.float32) / 32
 
@@ -231,11 +231,16 @@ def _stretch_aligned(y: np.ndarray, sr: int, *, stretch: float, semitones: float
     """
     n = y.shape[1]
     pad = int(_CONTEXT_S * sr)
-    silence = np.zeros((2, pad), np.float32)
-    ext = np.concatenate([silence, y, silence], axis=1)
+    # a mono source (both channels equal) is stretched once: Rubber Band gives each channel
+    # of a dual-mono pair exactly the mono result, at half the cost
+    mono = y.shape[0] == 2 and np.array_equal(y[0], y[1])
+    channels = y[:1] if mono else y
+    silence = np.zeros((channels.shape[0], pad), np.float32)
+    ext = np.concatenate([silence, channels, silence], axis=1)
     out = _stretch(ext, sr, stretch=stretch, semitones=semitones, high_quality=high_quality)
     first = int(round(pad / stretch)) + _stretch_offset(sr, stretch, semitones, high_quality)
-    return _fit(out[:, max(0, first):], int(round(n / stretch)))
+    out = _fit(out[:, max(0, first):], int(round(n / stretch)))
+    return np.concatenate([out, out]) if mono else out
 
 
 @dataclass(frozen=True)

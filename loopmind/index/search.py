@@ -159,7 +159,8 @@ def _sql_filters(f: Filters, *, ref_bpm: float | None = None, ref_key: str | Non
     bpm = "coalesce(s.user_bpm, s.bpm)"
     key = "coalesce(s.user_key, s.key)"
     if f.role:
-        where.append(f"{role} = :role")
+        # spelled out rather than coalesce(...) so SQLite can use the role indexes
+        where.append("(s.user_role = :role OR (s.user_role IS NULL AND s.role = :role))")
         params["role"] = f.role
     if f.exclude_roles:
         names = [f"xr{i}" for i in range(len(f.exclude_roles))]
@@ -179,11 +180,13 @@ def _sql_filters(f: Filters, *, ref_bpm: float | None = None, ref_key: str | Non
         keys = compatible_keys(target_key) if f.compatible else {target_key}
         names = [f"k{i}" for i in range(len(keys))]
         params.update(zip(names, sorted(keys)))
-        cond = f"{key} IN ({', '.join(':' + n for n in names)})"
+        in_list = ", ".join(":" + n for n in names)
+        cond = f"(s.user_key IN ({in_list}) OR (s.user_key IS NULL AND s.key IN ({in_list})))"
         # unpitched sounds (drums) carry no key and fit every key when asked for compatibility
         where.append(f"({cond} OR {key} IS NULL)" if f.compatible else cond)
     if f.bpm and not f.compatible:
-        where.append(f"{bpm} BETWEEN :blo AND :bhi")
+        where.append("(s.user_bpm BETWEEN :blo AND :bhi OR "
+                     "(s.user_bpm IS NULL AND s.bpm BETWEEN :blo AND :bhi))")
         params.update(blo=f.bpm[0], bhi=f.bpm[1])
     elif f.compatible:
         target = (sum(f.bpm) / 2) if f.bpm else ref_bpm
@@ -354,9 +357,6 @@ class Searcher:
             return res
         where, params = _sql_filters(filters)
         with self._connect() as conn:
-            if self._count_live(conn) == 0:
-                res.reason = "the library is empty: add a folder with `loopmind add FOLDER`"
-                return res
             ids, scores = self._text_ids(conn, terms.words, where, params, limit, all_words=True)
             if not ids and len(terms.words) > 1:
                 ids, scores = self._text_ids(conn, terms.words, where, params, limit,
@@ -364,6 +364,9 @@ class Searcher:
                 if ids:
                     res.notes.append("no sound matches every word; showing partial matches")
             res.hits = _hits(conn, ids, scores)
+            if not res.hits and self._count_live(conn) == 0:
+                res.reason = "the library is empty: add a folder with `loopmind add FOLDER`"
+                return res
         if self._text_vectors_active() and terms.words:
             res.hits = self._fuse_text_vectors(" ".join(terms.words), res.hits, filters, limit)
         if not res.hits:
@@ -378,9 +381,10 @@ class Searcher:
             match = (" AND " if all_words else " OR ").join(f'"{w}"*' for w in words)
             params["match"] = match
             params["limit"] = limit
+            # the full-text match drives the join (CROSS JOIN fixes the order)
             sql = ("SELECT s.id, bm25(segment_text, 4.0, 1.0, 2.0) AS rank FROM segment_text "
-                   "JOIN segment s ON s.id = segment_text.rowid "
-                   "JOIN audio_file f ON f.id = s.file_id "
+                   "CROSS JOIN segment s ON s.id = segment_text.rowid "
+                   "CROSS JOIN audio_file f ON f.id = s.file_id "
                    f"WHERE segment_text MATCH :match AND {' AND '.join(where)} "
                    "ORDER BY rank LIMIT :limit")
             rows = conn.execute(text(sql), params).all()
@@ -453,13 +457,15 @@ class Searcher:
     def _passing(self, conn, ids: list[int], where: list[str], params: dict) -> set[int]:
         if not ids:
             return set()
-        sql = (f"SELECT s.id FROM segment s JOIN audio_file f ON f.id = s.file_id "
+        # CROSS JOIN keeps SQLite's planner from starting at an index on a filter column
+        # (files by status): the id list is the small side, so it must be the outer loop
+        sql = (f"SELECT s.id FROM segment s CROSS JOIN audio_file f ON f.id = s.file_id "
                f"WHERE s.id IN :ids AND {' AND '.join(where)}")
         return {r[0] for r in conn.execute(text(sql).bindparams(
             bindparam("ids", expanding=True)), {**params, "ids": ids}).all()}
 
     def _allowed(self, conn, where: list[str], params: dict) -> set[int]:
-        sql = (f"SELECT s.id FROM segment s JOIN audio_file f ON f.id = s.file_id "
+        sql = (f"SELECT s.id FROM segment s CROSS JOIN audio_file f ON f.id = s.file_id "
                f"WHERE {' AND '.join(where)}")
         return {r[0] for r in conn.execute(text(sql), params).all()}
 

@@ -81,9 +81,9 @@ class Segment(SQLModel, table=True):
     role: Optional[str] = Field(default=None, index=True)
     role_confidence: float = 0.0
     # values the user set; re-analysis never touches these
-    user_bpm: Optional[float] = None
-    user_key: Optional[str] = None
-    user_role: Optional[str] = None
+    user_bpm: Optional[float] = Field(default=None, index=True)
+    user_key: Optional[str] = Field(default=None, index=True)
+    user_role: Optional[str] = Field(default=None, index=True)
     embedding: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary))
     # "name/version" of the embedder that made ``embedding`` (stale when settings change)
     embedder: Optional[str] = None

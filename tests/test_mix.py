@@ -1,0 +1,340 @@
+"""Auto-mix: the heuristic mixer's decisions, and the mix and master they produce.
+
+Songs are made in code: a four-on-the-floor kick, a steady bass tone, a pad chord and off-beat
+hats at 120 BPM. Loudness and true peak are checked with LoopMind's meter and with pyloudnorm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fixtures_audio import SR, bar_frames, drum_hit, noise, tone
+
+from loopmind.generate import mix
+from loopmind.generate.mix import (
+    HeuristicMixer,
+    MixResult,
+    TrackFeatures,
+    apply_mix,
+    auto_mix,
+    integrated_lufs,
+    track_features,
+)
+from loopmind.generate.song import MasterSettings, MixSettings, Section, Song, Track
+from loopmind.library.analysis.loudness import measure
+
+BPM = 120.0
+BEAT = int(round(60.0 / BPM * SR))
+
+
+def _pattern(hit: np.ndarray, bars: int, every_16ths: int, offset: int = 0) -> np.ndarray:
+    """``hit`` on every ``every_16ths`` 16th note from ``offset``, stereo (2, n)."""
+    n = bar_frames(BPM, bars)
+    y = np.zeros(n, dtype=np.float32)
+    for s in range(offset, 16 * bars, every_16ths):
+        a = int(round(s * 15.0 / BPM * SR))
+        b = min(n, a + len(hit))
+        y[a:b] += hit[:b - a]
+    return np.stack([y, y])
+
+
+def _stems(bars: int = 4) -> dict[str, np.ndarray]:
+    n = bar_frames(BPM, bars)
+    d = n / SR
+    bass = tone(55.0, d, harmonics=4, amplitude=0.6)
+    pad_l = sum(tone(f, d, amplitude=0.2) for f in (220.0, 261.63, 329.63))
+    pad_r = sum(tone(f * 1.003, d, amplitude=0.2) for f in (220.0, 261.63, 329.63))
+    return {
+        "kick": _pattern(drum_hit("kick_punchy"), bars, 4),
+        "bass": np.stack([bass, bass]),
+        "pad": np.stack([pad_l, pad_r]).astype(np.float32),
+        "hats": _pattern(drum_hit("hihat_closed") * 0.5, bars, 4, offset=2),
+    }
+
+
+_ROLES = {"kick": "kick", "bass": "bass", "pad": "pad", "hats": "hihat"}
+
+
+def _song(bars: int = 4, genre: str | None = None, **master) -> Song:
+    return Song(bpm=BPM, key="A minor", genre=genre, sections=[Section("drop", 0, bars)],
+                tracks=[Track(name, role) for name, role in _ROLES.items()],
+                master=MasterSettings(**master))
+
+
+def _mixed(bars: int = 4, stems: dict | None = None, **master) -> tuple[Song, MixResult]:
+    song = _song(bars, **master)
+    stems = _stems(bars) if stems is None else stems
+    auto_mix(song, stems, sr=SR)
+    return song, apply_mix(song, stems, sr=SR)
+
+
+@pytest.fixture(scope="module")
+def standard() -> tuple[Song, dict[str, np.ndarray], MixResult]:
+    song = _song()
+    stems = _stems()
+    auto_mix(song, stems, sr=SR)
+    return song, stems, apply_mix(song, stems, sr=SR)
+
+
+# -- features ------------------------------------------------------------------------------
+
+def test_features_of_known_signals():
+    d = 4.0
+    sine = tone(1000.0, d, amplitude=0.5)
+    f = track_features("sine", "lead", np.stack([sine, sine]), SR)
+    assert f.integrated_lufs == pytest.approx(measure(np.stack([sine, sine]).T, SR)
+                                              .integrated_lufs(), abs=0.05)
+    assert f.spectral_centroid_hz == pytest.approx(1000.0, rel=0.05)
+    assert f.crest_db == pytest.approx(3.01, abs=0.2)
+    assert f.stereo_width == pytest.approx(0.0, abs=1e-6)
+    assert f.active_fraction == pytest.approx(1.0)
+
+    low = tone(55.0, d, amplitude=0.5)
+    assert track_features("sub", "bass", low, SR).low_energy_fraction > 0.95
+
+    wide = np.stack([noise(d, seed=1), noise(d, seed=2)])
+    assert track_features("wide", "pad", wide, SR).stereo_width == pytest.approx(0.5, abs=0.05)
+
+
+def test_active_loudness_ignores_where_the_track_is_silent():
+    half = tone(440.0, 4.0, amplitude=0.3)
+    y = np.concatenate([half, np.zeros_like(half), half * 0.003])  # plays, rests, a faint tail
+    f = track_features("lead", "lead", y, SR)
+    playing = integrated_lufs(half, sr=SR)
+    assert f.active_lufs == pytest.approx(playing, abs=0.3)
+    assert f.active_fraction == pytest.approx(1 / 3, abs=0.08)
+
+
+def test_integrated_lufs_is_the_meters():
+    rng = np.random.default_rng(440)
+    y = (rng.standard_normal((2, SR * 5)) * 0.1).astype(np.float32)
+    y[:, : SR * 2] *= 0.05
+    assert integrated_lufs(y, sr=SR) == pytest.approx(measure(y.T, SR).integrated_lufs(),
+                                                      abs=0.01)
+
+
+def test_silent_features():
+    f = track_features("nothing", "pad", np.zeros((2, SR)), SR)
+    assert f.silent and f.active_fraction == 0.0
+    assert track_features("empty", "pad", np.zeros((2, 0)), SR).silent
+
+
+# -- the heuristic mixer -------------------------------------------------------------------
+
+def _features(names_roles: dict[str, str], **over) -> dict[str, TrackFeatures]:
+    out = {}
+    for name, role in names_roles.items():
+        kw = dict(name=name, role=role, integrated_lufs=-16.0, active_lufs=-16.0,
+                  active_fraction=1.0, peak_db=-6.0, crest_db=10.0,
+                  spectral_centroid_hz=2000.0, low_energy_fraction=0.1, stereo_width=0.0)
+        kw.update(over.get(name, {}))
+        out[name] = TrackFeatures(**kw)
+    return out
+
+
+def test_heuristic_settings(standard):
+    song, _, _ = standard
+    m = {t.name: t.mix for t in song.tracks}
+    assert m["bass"].duck_under == "kick" and 4.0 <= m["bass"].duck_db <= 6.0
+    assert m["pad"].duck_under == "kick" and 0 < m["pad"].duck_db < m["bass"].duck_db
+    assert m["kick"].duck_under is None
+    assert m["pad"].reverb_send > 0
+    assert m["kick"].reverb_send == 0 and m["bass"].reverb_send == 0
+    assert m["hats"].pan != 0
+    assert m["kick"].pan == 0 and m["bass"].pan == 0
+    assert m["kick"].highpass_hz is None and m["bass"].highpass_hz is None
+    assert m["hats"].highpass_hz is not None and m["pad"].highpass_hz is not None
+    # the role balance: the kick sits above the hats where both play
+    feats = {t.name: track_features(t.name, t.role, _stems()[t.name], SR) for t in song.tracks}
+    level = {n: feats[n].active_lufs + m[n].gain_db for n in feats}
+    assert level["kick"] - level["hats"] == pytest.approx(8.0, abs=0.1)
+
+
+def test_pan_spread_is_alternate_by_name_and_repeatable():
+    feats = _features({"zz_hat": "hihat", "a_perc": "perc", "m_hat": "hihat",
+                       "kick": "kick", "lead": "lead"})
+    s1 = HeuristicMixer().settings(feats, genre=None)
+    s2 = HeuristicMixer().settings(dict(reversed(list(feats.items()))), genre=None)
+    assert s1 == s2
+    spread = [s1[n].pan for n in ("a_perc", "m_hat", "zz_hat")]  # sorted by name
+    assert spread[0] < 0 < spread[1] and spread[2] < 0
+    assert s1["kick"].pan == 0 and s1["lead"].pan == 0
+
+
+def test_drum_loop_triggers_ducking_without_a_kick_and_keeps_its_low_end():
+    s = HeuristicMixer().settings(_features({"beat": "drumloop", "bass": "bass",
+                                             "pad": "pad"}), genre=None)
+    assert s["bass"].duck_under == "beat"
+    assert s["beat"].highpass_hz is None and s["beat"].pan == 0
+    s = HeuristicMixer().settings(_features({"keys": "keys"}), genre=None)
+    assert s["keys"].duck_under is None
+    # no bass track: the keys carry the low end and are only cut below the audible range
+    assert s["keys"].highpass_hz <= 40.0
+
+
+def test_genre_changes_levels_and_silent_tracks_keep_unity_gain():
+    feats = _features({"kick": "kick", "bass": "bass", "ghost": "pad"},
+                      ghost={"active_lufs": -120.0, "integrated_lufs": -120.0})
+    plain = HeuristicMixer().settings(feats, genre=None)
+    trap = HeuristicMixer().settings(feats, genre="Trap")
+    assert (trap["bass"].gain_db - trap["kick"].gain_db
+            > plain["bass"].gain_db - plain["kick"].gain_db)
+    assert plain["ghost"].gain_db == 0.0 and plain["ghost"].duck_under is None
+
+
+def test_auto_mix_keeps_mute_and_accepts_another_mixer():
+    class Flat:
+        name = "flat"
+
+        def settings(self, features, *, genre):
+            return {n: MixSettings(gain_db=-3.0) for n in features}
+
+    song = _song()
+    song.tracks[3].mix.mute = True
+    feats = auto_mix(song, _stems(), sr=SR, mixer=Flat())
+    assert set(feats) == set(_ROLES)
+    assert all(t.mix.gain_db == -3.0 for t in song.tracks)
+    assert song.tracks[3].mix.mute and not song.tracks[0].mix.mute
+    # the settings are part of the exported arrangement
+    again = Song.from_dict(song.to_dict())
+    assert [t.mix for t in again.tracks] == [t.mix for t in song.tracks]
+
+
+# -- the master ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target", [-14.0, -10.0])
+def test_master_meets_loudness_and_true_peak(target):
+    pyln = pytest.importorskip("pyloudnorm")
+    _, result = _mixed(target_lufs=target)
+    y = result.master
+    assert y.dtype == np.float32 and y.shape == (2, bar_frames(BPM, 4))
+    meter = measure(y.T, SR)
+    assert meter.integrated_lufs() == pytest.approx(target, abs=0.5)
+    assert pyln.Meter(SR).integrated_loudness(y.T.astype(np.float64)) == pytest.approx(
+        target, abs=0.5)
+    assert meter.true_peak_db() <= -1.0
+    assert np.abs(y).max() < 1.0
+    assert result.report["master_lufs"] == pytest.approx(meter.integrated_lufs(), abs=0.05)
+    assert result.report["master_true_peak_dbtp"] == pytest.approx(meter.true_peak_db(),
+                                                                   abs=0.05)
+    assert result.report["notes"] == []
+
+
+def test_same_inputs_give_a_bit_identical_master(standard):
+    song, stems, first = standard
+    again = apply_mix(song, stems, sr=SR)
+    threaded = apply_mix(song, stems, sr=SR, workers=2)
+    for other in (again, threaded):
+        assert np.array_equal(first.master, other.master)
+        assert all(np.array_equal(first.stems[k], other.stems[k]) for k in first.stems)
+        assert np.array_equal(first.reverb, other.reverb)
+
+
+def test_reverb_is_deterministic():
+    rng = np.random.default_rng(440)
+    x = (rng.standard_normal((2, SR)) * 0.1).astype(np.float32)
+    a = mix._reverb(x, SR)
+    assert np.array_equal(a, mix._reverb(x, SR))
+    assert np.abs(a).max() > 0
+
+
+def test_input_audio_is_not_changed(standard):
+    _, stems, _ = standard
+    assert all(np.array_equal(stems[k], v) for k, v in _stems().items())
+
+
+def test_ducking_lowers_the_bass_during_kicks(standard):
+    song, _, result = standard
+    bass = result.stems["bass"][0]
+    beats = range(BEAT, bass.size - BEAT, BEAT)
+    win = int(0.05 * SR)
+
+    def rms_db(offset_s: float) -> float:
+        a = int(offset_s * SR)
+        seg = np.concatenate([bass[b + a:b + a + win] for b in beats])
+        return 10 * np.log10(np.mean(seg.astype(np.float64) ** 2))
+
+    depth = rms_db(0.45) - rms_db(0.005)  # just before the next kick vs. on the kick
+    assert depth > 3.0
+    assert result.report["tracks"]["bass"]["duck_max_db"] == pytest.approx(
+        song.track("bass").mix.duck_db, abs=0.01)
+    # the hats are not ducked: no such dip
+    hats = result.stems["hats"]
+    assert result.report["tracks"]["hats"]["duck_max_db"] == 0.0 and np.any(hats)
+
+
+def test_stems_sum_to_the_bus_before_the_master():
+    # a quiet target and no glue: the master chain is one plain gain, no limiting
+    song, result = _mixed(target_lufs=-30.0, glue_ratio=1.0)
+    assert result.report["limiter_max_reduction_db"] == 0.0
+    bus = sum(result.stems[t.name] for t in song.tracks) + result.reverb
+    gain = 10 ** ((result.report["glue_trim_db"] + result.report["master_gain_db"]) / 20)
+    np.testing.assert_allclose(result.master, bus * gain, atol=1e-5)
+
+
+def test_muting_removes_a_track():
+    stems = _stems()
+    song = _song()
+    auto_mix(song, stems, sr=SR)
+    for t in song.tracks:
+        t.mix.mute = t.name != "kick"
+    muted = apply_mix(song, stems, sr=SR)
+    solo = Song(bpm=BPM, key=None, sections=song.sections, tracks=[song.track("kick")])
+    alone = apply_mix(solo, {"kick": stems["kick"]}, sr=SR)
+    assert np.array_equal(muted.master, alone.master)
+    # muted stems are still there, post-fader, for the export
+    assert set(muted.stems) == set(_ROLES) and np.any(muted.stems["hats"])
+
+
+def test_silent_track_and_empty_song():
+    stems = _stems()
+    stems["ghost"] = np.zeros_like(stems["kick"])
+    song = _song()
+    song.tracks.append(Track("ghost", "pad"))
+    auto_mix(song, stems, sr=SR)
+    result = apply_mix(song, stems, sr=SR)
+    assert np.isfinite(result.master).all() and not np.any(result.stems["ghost"])
+    assert song.track("ghost").mix.gain_db == 0.0
+
+    quiet = {k: np.zeros_like(v) for k, v in stems.items()}
+    silent = apply_mix(song, quiet, sr=SR)
+    assert not np.any(silent.master) and silent.report["notes"]
+
+    empty = apply_mix(Song(bpm=BPM, key=None), {}, sr=SR)
+    assert empty.master.shape == (2, 0) and empty.report["notes"]
+    assert np.isfinite(empty.report["master_lufs"])
+
+
+def test_very_loud_input_still_meets_the_ceiling():
+    stems = {k: v * 20.0 for k, v in _stems().items()}  # far past full scale
+    _, result = _mixed(stems=stems)
+    meter = measure(result.master.T, SR)
+    assert meter.true_peak_db() <= -1.0
+    assert meter.integrated_lufs() == pytest.approx(-14.0, abs=0.5)
+
+
+def test_an_unreachable_target_stops_at_the_limiting_cap():
+    _, result = _mixed(target_lufs=-2.0)
+    meter = measure(result.master.T, SR)
+    assert meter.true_peak_db() <= -1.0
+    assert result.report["limiter_max_reduction_db"] <= mix.MAX_LIMITING_DB + 1e-6
+    assert any("limiting" in note for note in result.report["notes"])
+
+
+def test_bad_inputs_are_reported_not_fatal():
+    stems = _stems()
+    stems["pad"] = stems["pad"].copy()
+    stems["pad"][:, 100] = np.nan
+    stems["stray"] = stems["kick"]
+    stems["kick"] = stems["kick"][:, : SR]  # shorter than the rest
+    song = _song()
+    song.tracks[0].mix.duck_under = "bass"  # kick under bass, bass under kick: a cycle
+    song.tracks[1].mix.duck_under = "kick"
+    song.tracks[1].mix.duck_db = 5.0
+    song.tracks[0].mix.duck_db = 5.0
+    result = apply_mix(song, stems, sr=SR)
+    notes = " ".join(result.report["notes"])
+    assert "non-finite" in notes and "stray" in notes and "length" in notes
+    assert "cycle" in notes
+    assert np.isfinite(result.master).all()
+    assert measure(result.master.T, SR).true_peak_db() <= -1.0
