@@ -38,6 +38,7 @@ ARRANGEMENT_NAME = "arrangement.json"
 MIDI_NAME = "song.mid"
 STEMS_DIR = "stems"
 _FULL_SCALE = float(1 << 23)  # 24-bit PCM
+_BLOCK = 1 << 16
 _STAGING_PREFIX = ".loopmind-export-"
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                      *(f"lpt{i}" for i in range(1, 10))}
@@ -110,7 +111,8 @@ def _as_frames(y: np.ndarray, what: str) -> np.ndarray:
 
     Quantizing here (round to nearest, clip at full scale) rather than in libsndfile makes the
     WAV and the FLAC hold the same samples (libsndfile's float conversions differ by one step
-    between the two) and makes clipping explicit instead of wrapping around.
+    between the two) and makes clipping explicit instead of wrapping around. Done in blocks
+    straight into an interleaved array, which is what libsndfile wants.
     """
     y = np.asarray(y)
     if y.ndim == 1:
@@ -118,10 +120,16 @@ def _as_frames(y: np.ndarray, what: str) -> np.ndarray:
     if y.ndim != 2 or not 1 <= y.shape[0] <= 8:
         raise ExportError(f"cannot write {what}: expected (channels, samples) audio, "
                           f"got shape {y.shape}")
-    # float32 is exact here: scaling by a power of two, integers below 2**24
-    q = np.rint(np.asarray(y.T, dtype=np.float32) * np.float32(_FULL_SCALE))
-    np.clip(q, -_FULL_SCALE, _FULL_SCALE - 1, out=q)
-    return q.astype(np.int32) << 8
+    channels, n = y.shape
+    out = np.empty((n, channels), dtype=np.int32)
+    scale = np.float32(_FULL_SCALE)
+    for a in range(0, n, _BLOCK):
+        # float32 is exact here: scaling by a power of two, integers below 2**24
+        block = np.multiply(y[:, a:a + _BLOCK].T, scale, dtype=np.float32)
+        np.rint(block, out=block)
+        np.clip(block, -_FULL_SCALE, _FULL_SCALE - 1, out=block)
+        np.left_shift(block.astype(np.int32), 8, out=out[a:a + _BLOCK])
+    return out
 
 
 def _fsync(path: Path) -> None:
@@ -283,10 +291,14 @@ def _write_staged(song: Song, tracks: dict[str, np.ndarray], master: np.ndarray,
     doc["files"] = {"master": MASTER_NAME, **({"master_flac": MASTER_FLAC_NAME} if flac else {}),
                     "stems": dict(rel["stems"]), "midi": MIDI_NAME,
                     "sample_rate": sr, "subtype": SUBTYPE}
-    arrangement = staging / ARRANGEMENT_NAME
-    with open(arrangement, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # a source path that is not UTF-8 (held with surrogate escapes): \u escapes keep it
+        data = (json.dumps(doc, indent=2) + "\n").encode("ascii")
+    with open(staging / ARRANGEMENT_NAME, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     # the master last: whoever watches the folder sees the complete set once it appears

@@ -51,7 +51,8 @@ def build_midi(song: Song):
     mid = mido.MidiFile(type=1, ticks_per_beat=PPQ)
 
     conductor: list[tuple[int, int, object]] = [
-        (0, 0, mido.MetaMessage("track_name", name=song.prompt or "LoopMind song", time=0)),
+        (0, 0, mido.MetaMessage("track_name", name=_text(song.prompt or "LoopMind song"),
+                                time=0)),
         (0, 0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(song.bpm), time=0)),
         (0, 0, mido.MetaMessage("time_signature", numerator=song.time_signature[0],
                                 denominator=song.time_signature[1], time=0)),
@@ -61,7 +62,7 @@ def build_midi(song: Song):
         conductor.append((0, 0, mido.MetaMessage("key_signature", key=key, time=0)))
     for section in song.sections:
         conductor.append((section.start_bar * bar, 1,
-                          mido.MetaMessage("marker", text=section.name, time=0)))
+                          mido.MetaMessage("marker", text=_text(section.name), time=0)))
     mid.tracks.append(_to_track(conductor))
 
     melodic = iter([c for c in range(16) if c != DRUM_CHANNEL] * 8)
@@ -69,7 +70,7 @@ def build_midi(song: Song):
         drums = track.role in GM_DRUM_NOTES
         channel = DRUM_CHANNEL if drums else next(melodic)
         events: list[tuple[int, int, object]] = [
-            (0, 0, mido.MetaMessage("track_name", name=track.name, time=0))]
+            (0, 0, mido.MetaMessage("track_name", name=_text(track.name), time=0))]
         for clip in track.clips:
             start = clip.start_bar * bar
             if clip.is_pattern:
@@ -92,6 +93,11 @@ def build_midi(song: Song):
                     "note_off", channel=channel, note=note, velocity=0, time=0)))
         mid.tracks.append(_to_track(events))
     return mid
+
+
+def _text(text: str) -> str:
+    """Text a MIDI meta event can hold: mido writes Latin-1, so other characters become '?'."""
+    return text.encode("latin-1", errors="replace").decode("latin-1")
 
 
 def _clamp(note: int) -> int:

@@ -123,6 +123,8 @@ REVERB_PREDELAY_S = 0.015
 REVERB_RETURN_DB = -3.0
 REVERB_RETURN_HIGHPASS_HZ = 300.0
 REVERB_RETURN_LOWPASS_HZ = 10000.0
+REVERB_CHUNK_S = 45.0
+REVERB_TAIL_S = 4.0
 
 DUCK_ATTACK_S = 0.002
 DUCK_RELEASE_S = 0.12
@@ -217,18 +219,16 @@ def _k_weighted(y: np.ndarray, sr: int) -> np.ndarray:
     return sosfilt(k_weighting_sos(sr).astype(np.float32), y, axis=-1)
 
 
+_BLOCK_OPS = {"max": np.maximum, "min": np.minimum, "sum": np.add}
+
+
 def _blocks(x: np.ndarray, hop: int, reduce: str = "max") -> np.ndarray:
-    """Per-block max or min (same dtype) or float64 sum of ``x`` (n,); a partial last block
-    counts what it has."""
-    n_full = len(x) // hop
-    head = x[:n_full * hop].reshape(n_full, hop)
-    tail = x[n_full * hop:]
-    if reduce in ("max", "min"):
-        op = np.max if reduce == "max" else np.min
-        out = op(head, axis=1) if n_full else np.zeros(0, dtype=x.dtype)
-        return np.append(out, op(tail)) if len(tail) else out
-    out = head.sum(axis=1, dtype=np.float64)
-    return np.append(out, tail.sum(dtype=np.float64)) if len(tail) else out
+    """Per-block max, min or sum of ``x`` (n,) (a partial last block counts what it has);
+    sums come back as float64 (accumulated in ``x``'s dtype: blocks are short)."""
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.float64 if reduce == "sum" else x.dtype)
+    out = _BLOCK_OPS[reduce].reduceat(x, np.arange(0, len(x), hop))
+    return out.astype(np.float64) if reduce == "sum" else out
 
 
 def _power(y: np.ndarray) -> np.ndarray:
@@ -240,7 +240,12 @@ def _power(y: np.ndarray) -> np.ndarray:
 
 
 def _loudness_track(y: np.ndarray, sr: int) -> LoudnessTrack:
-    """The meter's per-step mean squares of ``y`` (C, n) (true peaks left at zero)."""
+    """The meter's per-step mean squares of ``y`` (C, n) (true peaks left at zero).
+
+    ``loudness.measure`` would give the same loudness but also finds every step's true peak,
+    which costs three times the K-weighting; the mixer needs true peaks only on the master,
+    near the ceiling.
+    """
     step = _step(sr)
     ms = _blocks(_power(_k_weighted(y, sr)), step, "sum") / step
     return LoudnessTrack(mean_square=ms, true_peak=np.zeros(len(ms), dtype=np.float32))
@@ -284,7 +289,8 @@ def track_features(name: str, role: str, y: np.ndarray, sr: int) -> TrackFeature
     if not np.isfinite(y.sum()):  # one cheap pass; NaN and inf propagate into the sum
         y = np.where(np.isfinite(y), y, np.float32(0.0))
     step = _step(sr)
-    if y.shape[1] == 0 or not np.any(y):
+    peak = max(float(y.max(initial=0.0)), -float(y.min(initial=0.0)))
+    if peak == 0.0:
         return TrackFeatures(name, role, SILENCE_LUFS, SILENCE_LUFS, 0.0, SILENCE_LUFS, 0.0,
                              0.0, 0.0, 0.0)
     lt = _loudness_track(y, sr)
@@ -311,16 +317,15 @@ def track_features(name: str, role: str, y: np.ndarray, sr: int) -> TrackFeature
         if not active_steps.any():
             active_steps = ms > 0
 
-    peak = float(np.abs(y).max())
     raw = _blocks(_power(y), step, "sum")
     rms = math.sqrt(float(raw[active_steps[:len(raw)]].mean()) / (2 * step))
     crest_db = float(_to_db(peak) - _to_db(rms)) if rms > 0 else 0.0
 
-    # mid = (L + R) / 2 and side = (L - R) / 2 carry (L^2 + R^2) / 2 between them
-    d = y[0] - y[1]
-    e_side = float(_blocks(d * d, step, "sum").sum()) / 4.0
-    e_total = float(raw.sum()) / 2.0
-    width = min(1.0, e_side / e_total) if e_total > 0 else 0.0
+    # side = (L - R) / 2 holds (sum L^2 + sum R^2 - 2 sum LR) / 4 of the (sum L^2 + sum R^2) / 2
+    # that mid and side hold together
+    total = float(raw.sum())
+    lr = float(np.dot(y[0], y[1]))
+    width = float(np.clip((total - 2.0 * lr) / (2.0 * total), 0.0, 1.0)) if total > 0 else 0.0
 
     centroid, low_fraction = _spectrum_stats(y, sr, np.flatnonzero(active_steps) * step)
     return TrackFeatures(
@@ -368,7 +373,8 @@ class Mixer(Protocol):
 
     def settings(self, features: dict[str, TrackFeatures], *,
                  genre: str | None) -> dict[str, MixSettings]:
-        """Settings for every track in ``features`` (same keys)."""
+        """Settings for every track in ``features`` (same keys). ``mute`` is ignored:
+        ``auto_mix`` keeps the user's. Must be deterministic."""
         ...
 
 
@@ -408,7 +414,7 @@ class HeuristicMixer:
         roles = {n: features[n].role for n in names}
         audible = [n for n in names if not features[n].silent]
         has_bass = any(roles[n] == "bass" for n in audible)
-        has_kick = any(roles[n] in ("kick", "drumloop") for n in audible)
+        has_drums = any(roles[n] in ("kick", "drumloop") for n in audible)
         trigger = self.duck_trigger(features)
 
         out: dict[str, MixSettings] = {}
@@ -427,7 +433,7 @@ class HeuristicMixer:
                 # a low instrument in a high role (a sub lead) keeps its body
                 hp = max(20.0, min(hp, f.spectral_centroid_hz / 3.0))
             s.highpass_hz = float(round(hp / 5.0) * 5.0) if hp is not None else None
-            if role in _LOW_END_ROLES and has_bass and has_kick:
+            if role in _LOW_END_ROLES and has_bass and has_drums:
                 s.eq = [_MUD_CUT]
             amount = ROLE_PAN_SPREAD.get(role)
             if amount is not None:
@@ -654,13 +660,12 @@ def _sidechain_envelope(trigger: np.ndarray, sr: int, hop: int) -> np.ndarray:
     blocks_per_s = sr / hop
     env = _follow(_blocks(low, hop // d), attack_blocks=DUCK_ATTACK_S * blocks_per_s,
                   release_blocks=DUCK_RELEASE_S * blocks_per_s)
-    positive = env[env > 0]
-    if len(positive) == 0:
+    top = float(env.max(initial=0.0))
+    if top <= 0:
         return np.zeros_like(env)
-    # its hits' level: a high percentile, so one stray peak does not weaken every duck
-    ref = float(np.percentile(positive, 99))
-    if ref <= 0:
-        return np.zeros_like(env)
+    # its hits' level: a high percentile of where it plays (within 60 dB of its loudest),
+    # so one stray peak does not weaken every duck
+    ref = float(np.percentile(env[env > top * 1e-3], 99))
     return np.minimum(env / ref, 1.0)
 
 
@@ -789,17 +794,24 @@ def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
     overshoot = np.zeros(len(kpow))
     y = np.empty((2, n), dtype=np.float32)
     threshold = 10.0 ** ((ceiling - _TP_SEARCH_DB) / 20.0)
+    n_blocks = len(kpow)  # y is not padded: its blocks are the first of these
+
+    def blocks_db(v: np.ndarray) -> np.ndarray:
+        out = np.full(n_blocks, SILENCE_LUFS)
+        out[:len(v)] = _to_db(v[:n_blocks])
+        return out
+
     for _ in range(4):
         gain_db, reduction, capped = solve(sample_db + overshoot, gain_db)
         np.multiply(x[:, :n], _to_samples(10.0 ** ((gain_db - reduction) / 20.0), hop, n),
                     out=y)
         inter = _inter_sample_peaks(y, hop, threshold)
-        inter_db = _to_db(inter)[:len(kpow)]
+        inter_db = blocks_db(inter)
         over = inter_db > ceiling + LIMITER_MARGIN_DB / 2
         if not over.any():
             break
         # the output's overshoot over its own samples is the input's too (the gain is smooth)
-        out_db = _to_db(np.maximum.reduce([_abs_peaks(ch, hop) for ch in y]))[:len(kpow)]
+        out_db = blocks_db(np.maximum.reduce([_abs_peaks(ch, hop) for ch in y]))
         overshoot[over] = np.maximum(overshoot[over], inter_db[over] - out_db[over] + 0.01)
     del x
     if capped:
@@ -855,22 +867,22 @@ class MixResult:
 
 
 def _mix_order(tracks: list[Track], notes: list[str]) -> list[Track]:
-    """``tracks`` with every side-chain trigger before the tracks ducking under it (tracks
-    in a ducking cycle are left out)."""
+    """``tracks`` (unique names) with every side-chain trigger before the tracks ducking
+    under it; tracks in a ducking cycle are left out, so they are not ducked."""
     names = {t.name for t in tracks}
     pending = list(tracks)
     done: set[str] = set()
     order: list[Track] = []
     while pending:
-        ready = [t for t in pending if (d := t.mix.duck_under) is None or d in done
-                 or d not in names or d == t.name]
-        if not ready:  # a cycle: those tracks are left out, so they are not ducked
+        ready = {t.name for t in pending if (d := t.mix.duck_under) is None or d in done
+                 or d not in names or d == t.name}
+        if not ready:
             notes.append("ducking cycle between " + ", ".join(t.name for t in pending)
                          + ": those tracks are not ducked")
             break
-        order.extend(ready)
-        done.update(t.name for t in ready)
-        pending = [t for t in pending if t not in ready]
+        order.extend(t for t in pending if t.name in ready)
+        done |= ready
+        pending = [t for t in pending if t.name not in ready]
     return order
 
 
@@ -901,8 +913,8 @@ def apply_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int,
         tracks: track name -> audio, shape (2, n) (mono (n,) is accepted), float. Arrays of
             different lengths are padded with silence to the longest. Never modified.
         sr: sample rate in Hz.
-        workers: threads for the per-track filters (scipy and pedalboard release the GIL);
-            the result does not depend on it.
+        workers: threads for the per-track filters and the reverb (scipy and pedalboard
+            release the GIL); the result does not depend on it.
 
     Returns:
         MixResult. Bit-identical for identical inputs.
@@ -988,7 +1000,7 @@ def apply_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int,
             "duck_max_db": _round(duck_max.get(t.name, 0.0))}
     reverb = np.zeros((2, n), dtype=np.float32)
     if sends is not None and n and np.any(sends):
-        reverb = _reverb(sends, sr)
+        reverb = _reverb(sends, sr, workers)
         bus += reverb
     report["reverb"] = {"room_size": REVERB_ROOM_SIZE, "damping": REVERB_DAMPING,
                         "predelay_s": REVERB_PREDELAY_S, "return_db": REVERB_RETURN_DB}
@@ -996,26 +1008,53 @@ def apply_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int,
 
     # 4. the master bus
     if n == 0:
-        notes.append("the song is empty: nothing to mix")
-        master = np.zeros((2, 0), dtype=np.float32)
-        report.update(master_lufs=SILENCE_LUFS, master_true_peak_dbtp=SILENCE_LUFS,
-                      master_sample_peak_dbfs=SILENCE_LUFS, bus_rms_db=SILENCE_LUFS)
+        report["bus_rms_db"] = SILENCE_LUFS
+        master = _silent_master(0, "the song is empty: nothing to mix", report)
     else:
         master = _master(bus_padded, n, sr, m, report)
     return MixResult(master=master, stems=stems, reverb=reverb, report=report, sr=sr)
 
 
-def _reverb(sends: np.ndarray, sr: int) -> np.ndarray:
-    """The shared reverb: pre-delay, Freeverb at 100 % wet, band-limited return."""
-    delay = min(int(round(REVERB_PREDELAY_S * sr)), sends.shape[1])
-    x = np.zeros_like(sends)
-    x[:, delay:] = sends[:, :sends.shape[1] - delay]
-    plugin = pedalboard.Reverb(room_size=REVERB_ROOM_SIZE, damping=REVERB_DAMPING,
-                               wet_level=1.0, dry_level=0.0, width=1.0)
-    wet = plugin(x, sr, reset=True)
+def _reverb(sends: np.ndarray, sr: int, workers: int = 1) -> np.ndarray:
+    """The shared reverb: pre-delay, Freeverb at 100 % wet, band-limited return.
+
+    Freeverb and the return filters are linear and time-invariant, so the sends are
+    processed in fixed 45 s chunks, each from a clean state and rung out for 4 s (at this
+    room size the tail is 180 dB down by then), and the pieces are summed in order: silent
+    chunks cost nothing, chunks can run in parallel, and the result does not depend on
+    ``workers``.
+    """
+    n = sends.shape[1]
+    delay = min(int(round(REVERB_PREDELAY_S * sr)), n)
+    chunk = int(REVERB_CHUNK_S * sr)
+    tail = int(REVERB_TAIL_S * sr)
     sos = np.vstack([butter(2, REVERB_RETURN_HIGHPASS_HZ, "highpass", fs=sr, output="sos"),
                      butter(2, min(REVERB_RETURN_LOWPASS_HZ, 0.45 * sr), "lowpass", fs=sr,
-                            output="sos")])
-    wet = sosfilt(sos.astype(np.float32), wet, axis=-1)
-    wet *= np.float32(10.0 ** (REVERB_RETURN_DB / 20.0))
-    return wet
+                            output="sos")]).astype(np.float32)
+    gain = np.float32(10.0 ** (REVERB_RETURN_DB / 20.0))
+    # chunk k covers output samples a..b; its input is the send delayed by the pre-delay
+    spans = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
+
+    def run(span: tuple[int, int]) -> np.ndarray | None:
+        a, b = span
+        seg = sends[:, max(0, a - delay):max(0, b - delay)]
+        if not np.any(seg):
+            return None
+        x = np.zeros((2, min(n, b + tail) - a), dtype=np.float32)
+        x[:, (b - a) - seg.shape[1]:b - a] = seg
+        plugin = pedalboard.Reverb(room_size=REVERB_ROOM_SIZE, damping=REVERB_DAMPING,
+                                   wet_level=1.0, dry_level=0.0, width=1.0)
+        wet = sosfilt(sos, plugin(x, sr, reset=True), axis=-1)
+        wet *= gain
+        return wet
+
+    if workers > 1 and len(spans) > 1:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loopmind-mix") as ex:
+            pieces = list(ex.map(run, spans))
+    else:
+        pieces = [run(span) for span in spans]
+    out = np.zeros((2, n), dtype=np.float32)
+    for (a, _), piece in zip(spans, pieces):
+        if piece is not None:
+            out[:, a:a + piece.shape[1]] += piece
+    return out

@@ -113,8 +113,6 @@ def load_source(path: os.PathLike | str, start_s: float, end_s: float, *,
     Raises:
         DecodeError: the file is missing, unreadable, or the segment is empty or past its end.
     """
-    import soundfile as sf
-
     from loopmind.library import audio
 
     path = Path(os.fsdecode(path))
@@ -126,7 +124,7 @@ def load_source(path: os.PathLike | str, start_s: float, end_s: float, *,
     except OSError as exc:
         raise DecodeError(f"{path.name}: {audio._os_error(path, exc)}") from None
     try:
-        f = sf.SoundFile(os.fsencode(path))
+        f = _open_soundfile(path)
     except Exception:  # noqa: BLE001 - not a soundfile format: the library decoder decides
         return _load_decoded(path, start_s, end_s, sr=sr, n_out=n_out)
     try:
@@ -157,6 +155,13 @@ def load_source(path: os.PathLike | str, start_s: float, end_s: float, *,
         raise DecodeError(f"{path.name}: contains NaN or infinite samples")
     y = _resample(_fold_stereo(block), file_sr, sr)
     return _fit(np.ascontiguousarray(y, dtype=np.float32), n_out)
+
+
+def _open_soundfile(path: Path):
+    import soundfile as sf
+
+    # soundfile encodes str paths as strict UTF-8; bytes reach non-UTF-8 names too
+    return sf.SoundFile(os.fsencode(path))
 
 
 def _load_decoded(path: Path, start_s: float, end_s: float, *, sr: int,
@@ -453,7 +458,10 @@ def unit_key(clip: Clip, song: Song, *, role: str | None = None,
 
     Raises:
         OSError: the source file is missing or unreadable.
+        ValueError: the clip's segment is empty or its stretch is not a positive number.
     """
+    if not clip.source_end_s > clip.source_start_s >= 0:
+        raise ValueError(f"empty segment {clip.source_start_s:.3f}-{clip.source_end_s:.3f} s")
     size, mtime_ns = _source_state(clip.source_path)
     sr = song.sample_rate
     semitones = float(clip.semitones) if _pitched(role) else 0.0
@@ -470,6 +478,8 @@ def unit_key(clip: Clip, song: Song, *, role: str | None = None,
         # contract; deriving it keeps every repetition seamless whatever rounding happened)
         n_src = int(round((clip.source_end_s - clip.source_start_s) * sr))
         stretch = n_src / (clip.source_bars * song.bar_s * sr)
+    if not (math.isfinite(stretch) and 0.05 <= stretch <= 20.0):
+        raise ValueError(f"stretch {stretch:g} is out of range")
     stretch = round(stretch, 4)
     if abs(stretch - 1.0) < _NO_STRETCH_TOL:
         stretch = 1.0
@@ -607,6 +617,7 @@ def render_clip(clip: Clip, song: Song, cache: StretchCache | None = None, *,
 
     Raises:
         DecodeError: the source file is missing or cannot be read.
+        ValueError: the clip's segment is empty or its stretch out of range.
     """
     if unit is None:
         try:
@@ -693,6 +704,9 @@ def render_tracks(song: Song, *, cache: StretchCache | None = None, workers: int
             except OSError:
                 notes.append(_skip_note(track.name, clip, "the source file is missing"))
                 key = None
+            except ValueError as exc:
+                notes.append(_skip_note(track.name, clip, str(exc)))
+                key = None
             plan[-1].append((clip, key))
     keys = list(dict.fromkeys(k for clips in plan for _, k in clips if k is not None))
     hits_before = (cache.hits, cache.misses) if cache is not None else (0, 0)
@@ -713,6 +727,9 @@ def render_tracks(song: Song, *, cache: StretchCache | None = None, workers: int
             units[key] = fut_result()
         except DecodeError as exc:
             failed[key] = str(exc)
+        except (ValueError, RuntimeError) as exc:  # the stretcher refused this unit
+            log.exception("could not render %s", key)
+            failed[key] = f"could not be stretched ({exc})"
         done += 1
         if on_progress is not None:
             on_progress(done, n_steps)

@@ -64,11 +64,14 @@ class Clip:
         segment_id: the library segment, when it came from the library.
         source_bpm: the segment's tempo (None for a one-shot).
         source_key: the segment's key (None when unpitched).
-        source_bars: bars the source segment spans at its own tempo (loops).
+        source_bars: bars the segment fills at the song's tempo (loops); None for a sound that
+            plays once at ``stretch`` (a riser, an fx).
         stretch: playback speed factor, song_bpm / source_bpm (1.0 = unchanged; 2.0 = twice as
             fast); for a loop it is exactly what makes ``source_bars`` fill that many bars.
         semitones: pitch shift to the song's key.
-        steps: for one-shots, (step, velocity 0..1) pairs on the 16th grid from start_bar.
+        steps: for one-shots, (step, velocity 0..1) pairs on the 16th grid from start_bar,
+            absolute over the whole clip (a 4-bar clip has steps 0..63; a one-bar pattern does
+            not repeat by itself; steps past the clip's end are dropped).
         gain_db: clip gain before the track's mix.
         reverse: play the source backwards (risers, swells).
         fade_in_s, fade_out_s: edge fades (short by default, so no clicks).
@@ -102,7 +105,8 @@ class Clip:
 
 @dataclass
 class Track:
-    """A mixer channel: one role, its clips and its mix."""
+    """A mixer channel: one role, its clips and its mix. Names are unique within a song (they
+    key the rendered stems)."""
 
     name: str
     role: str

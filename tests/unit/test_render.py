@@ -75,6 +75,20 @@ def test_load_source_resamples_and_pads(tmp_path: Path) -> None:
     assert np.abs(seg[:, -SR // 5:]).max() == 0.0
 
 
+def test_load_source_falls_back_to_the_library_decoder(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_audio(tmp_path / "a.wav", tone(440.0, 1.0), subtype="FLOAT")
+    direct = load_source(path, 0.25, 0.75, sr=SR)
+
+    def refuse(path):
+        raise RuntimeError("Format not recognised")
+
+    monkeypatch.setattr(render, "_open_soundfile", refuse)  # as for a format only ffmpeg reads
+    fallback = load_source(path, 0.25, 0.75, sr=SR)
+    assert fallback.shape == direct.shape
+    np.testing.assert_allclose(fallback, direct, atol=1e-4)
+
+
 def test_load_source_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(DecodeError, match="not found"):
         load_source(tmp_path / "gone.wav", 0.0, 1.0, sr=SR)
@@ -326,10 +340,12 @@ def test_missing_and_broken_sources_are_skipped_with_a_note(tmp_path: Path,
         Clip(1, 2, str(tmp_path / "vanished.wav"), 0.0, 2.0, source_bars=1.0)]))
     song.tracks.append(Track("Junk", "pad", [Clip(0, 1, str(junk), 0.0, 1.0, source_bars=1.0,
                                                   stretch=1.1)]))
+    song.tracks.append(Track("Empty", "pad", [Clip(0, 1, str(junk), 1.0, 1.0, source_bars=1.0)]))
     rendered = render_tracks(song, cache=cache)
-    assert len(rendered.notes) == 2 and song.notes == rendered.notes
+    assert len(rendered.notes) == 3 and song.notes == rendered.notes
     assert "vanished.wav" in rendered.notes[0] and "missing" in rendered.notes[0]
-    assert "junk.wav" in rendered.notes[1]
+    assert "empty segment" in rendered.notes[1]
+    assert "junk.wav" in rendered.notes[2]
     assert np.abs(rendered.tracks["Gone"]).max() == 0.0
     assert np.abs(rendered.tracks["Drums"]).max() > 0.1
 

@@ -286,3 +286,22 @@ def test_staging_left_by_a_killed_export_is_removed(tmp_path: Path, rendered) ->
     foreign.mkdir()
     export_song(song, tracks, master, out)
     assert not stale.exists() and foreign.exists()
+
+
+def test_unusual_names_export_and_round_trip(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    # a Latin-1 file name (not UTF-8) and a track name MIDI cannot hold as it is
+    path = write_audio(os.path.join(os.fsencode(src), b"caf\xe9_loop.wav"),
+                       tone(220.0, 2.0), subtype="FLOAT")
+    song = Song(bpm=120.0, key=None, sections=[Section("intro", 0, 2)], tracks=[
+        Track("Bass 🎸", "bass", [Clip(0, 2, str(path), 0.0, 2.0, source_bars=1.0)])])
+    rendered = render_tracks(song, cache=StretchCache(tmp_path / "cache"))
+    assert not rendered.notes
+    out = tmp_path / "out"
+    result = export_song(song, rendered.tracks, rendered.tracks["Bass 🎸"], out)
+    assert result.stems["Bass 🎸"].name == "Bass.wav"
+    assert read_arrangement(out / "arrangement.json") == song
+    names = [m.name for m in mido.MidiFile(str(out / "song.mid")).tracks[1]
+             if m.type == "track_name"]
+    assert names == ["Bass ?"]
