@@ -98,11 +98,13 @@ def generate_song(library: Library, prompt: str = "", *, folder: str | None = No
     cache = StretchCache(settings.cache_dir,
                          max_bytes=int(settings.stretch_cache_mb * 1024 * 1024))
     rendered = render_tracks(song, cache=cache, workers=workers or settings.workers)
+    song.notes.extend(n for n in rendered.notes if n not in song.notes)
     t["render"] = time.perf_counter() - t1
     stage("mixing")
     t1 = time.perf_counter()
-    auto_mix(song, rendered.tracks, sr=rendered.sr)
-    mixed = apply_mix(song, rendered.tracks, sr=rendered.sr)
+    n_workers = workers or settings.workers
+    auto_mix(song, rendered.tracks, sr=rendered.sr, workers=n_workers)
+    mixed = apply_mix(song, rendered.tracks, sr=rendered.sr, workers=n_workers)
     song.notes.extend(mixed.report.get("notes", []))
     t["mix"] = time.perf_counter() - t1
     stage("exporting")

@@ -272,13 +272,14 @@ def contour_mismatch(a: Contour, b: Contour) -> tuple[float, float]:
     scores = [(_compare(*args, lag=float(lag), **kw), lag)
               for lag in range(-max_lag, max_lag + 1)]
     mad, lag = min(scores)
+    best = float(lag)
     if not np.isfinite(mad):
         return np.inf, np.inf
     for frac in (-0.5, -0.25, 0.25, 0.5):
         m = _compare(*args, lag=lag + frac, **kw)
         if m < mad:
             mad, best = m, lag + frac
-    lag_s = lag / rate
+    lag_s = best / rate
     # the shorter sound must lie within the longer one, give or take the trim: a loop rotated
     # by a 16th matches itself at that lag but holds other audio at its end
     start_b, end_b = lag_s, lag_s + b.duration_s
