@@ -74,7 +74,12 @@ def main(ctx: click.Context, home: str | None, workers: int | None) -> None:
         settings = replace(settings, workers=max(1, workers))
     set_settings(settings)
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            click.echo(ctx.get_help())  # no terminal to draw the studio in
+            return
+        from loopmind.app.app import run
+
+        run(settings)
 
 
 @main.command()

@@ -19,15 +19,27 @@ from dataclasses import dataclass, field
 import numpy as np
 
 FORMAT = 1
+TOP_MEL = 59
+POOL_KERNEL = 'tri'
 # groups of the 64 shared mel bands: single bands up to ~450 Hz (a kick's pitch), then
 # pairs up to ~1.6 kHz, then fives
-BAND_EDGES = tuple(range(0, 8)) + tuple(range(8, 24, 2)) + tuple(range(24, 65, 5))
+BAND_EDGES = tuple(range(0, 8)) + tuple(range(8, 24, 2)) + tuple(range(24, TOP_MEL + 1, 5))
 N_BANDS = len(BAND_EDGES) - 1
 MAX_FRAMES = 84
-DB_STEP = 0.25
-FLOOR_DB = -60.0
+FLOOR_DB = -80.0
+DB_STEP = 1 / 3
+OFFSET_MARGIN_DB = 10.0
+W_EXP = 2
+LOCAL_R = 0.0
 SMOOTH = (1,)
 MAX_TRIM_S = 0.15
+MAX_TRIM_FRACTION = 0.4
+
+
+def max_trim_s(duration_s: float) -> float:
+    """The most a copy of a sound this long may have lost at its ends, in seconds."""
+    return min(MAX_TRIM_S, MAX_TRIM_FRACTION * duration_s)
+
 """Longest trim (start and end together) a copy may have and still be a near duplicate."""
 _HEADER = struct.Struct("<BBBHI")  # format, bands, log2 pool, frames, duration in ms
 
@@ -88,22 +100,35 @@ def fingerprint(y: np.ndarray, *, sr: int, spec=None) -> bytes:
     bands = _pool(bands, 1 << log2_pool)
     db = 10.0 * np.log10(np.maximum(bands, 1e-12))
     db -= db.max()
-    q = np.clip(np.round(-db / DB_STEP), 0, round(-FLOOR_DB / DB_STEP)).astype(np.uint8)
+    q = np.clip(np.round(-db / DB_STEP), 0, min(255, round(-FLOOR_DB / DB_STEP))).astype(np.uint8)
     return _HEADER.pack(FORMAT, N_BANDS, log2_pool, q.shape[1], duration_ms) + q.tobytes()
 
 
 def _pool(power: np.ndarray, pool: int) -> np.ndarray:
-    """Mean power over ``pool`` consecutive frames, shape (bands, ceil(frames / pool))."""
+    """Power averaged over ``pool`` frames at a stride of ``pool``, shape
+    (bands, ceil(frames / pool)).
+
+    A triangle twice the stride wide rather than a box: neighbouring cells overlap, so a
+    shift by a fraction of a cell changes them smoothly (a trimmed copy stays close)."""
     if pool == 1:
         return power
     n = power.shape[1]
-    pad = (-n) % pool
-    if pad:
-        # the last partial group: mean over the frames it has
-        last = power[:, n - (n % pool):].mean(axis=1, keepdims=True)
-        power = np.concatenate([power[:, : n - (n % pool)],
-                                np.repeat(last, pool, axis=1)], axis=1)
-    return power.reshape(power.shape[0], -1, pool).mean(axis=2)
+    n_out = -(-n // pool)
+    if POOL_KERNEL == 'box':
+        pad = n_out * pool - n
+        p = np.pad(power, ((0, 0), (0, pad)), mode="edge")
+        return p.reshape(power.shape[0], -1, pool).mean(axis=2)
+    # a triangle centred on each box's centre: taps m = 0 .. 2*pool-1 at frames
+    # i*pool - pool/2 + m, weights rising from 0.5 to pool-0.5 and falling back
+    m = np.arange(2 * pool)
+    k = np.where(m < pool, m + 0.5, 2 * pool - m - 0.5).astype(np.float32)
+    left = pool // 2
+    right = n_out * pool + pool - n - left
+    p = np.pad(power, ((0, 0), (left, right)), mode="edge")
+    out = np.zeros((power.shape[0], n_out), dtype=np.float32)
+    for j, kj in enumerate(k):
+        out += kj * p[:, j: j + n_out * pool: pool]
+    return out / k.sum()
 
 
 def parse(fp: bytes) -> Contour:
@@ -125,84 +150,13 @@ def _repool(c: Contour, pool: int) -> np.ndarray:
     return np.maximum(db - db.max(), FLOOR_DB)
 
 
-def _upsample(db: np.ndarray, factor: int) -> np.ndarray:
-    """Levels at every 1/factor frame: cubic (Keys) interpolation of the power, back in dB.
-
-    The power of a Hann-windowed STFT hopped at a quarter of its window is nearly critically
-    sampled, so a cubic through the power follows an attack far better than a line through
-    the dB values. Shape (bands, (frames - 1) * factor + 1).
-    """
-    n = db.shape[1]
-    if n < 2 or factor == 1:
-        return db
-    p = 10.0 ** (db / 10.0)
-    pp = np.concatenate([p[:, :1], p, p[:, -1:], p[:, -1:]], axis=1)  # edge-extended
-    t = np.arange((n - 1) * factor + 1) / factor
-    i = np.minimum(t.astype(int), n - 2)
-    f = (t - i).astype(np.float32)
-    # Keys cubic convolution weights (a = -0.5) for samples i-1, i, i+1, i+2
-    w0 = ((-0.5 * f + 1.0) * f - 0.5) * f
-    w1 = (1.5 * f - 2.5) * f * f + 1.0
-    w2 = ((-1.5 * f + 2.0) * f + 0.5) * f
-    w3 = (0.5 * f - 0.5) * f * f
-    out = pp[:, i] * w0 + pp[:, i + 1] * w1 + pp[:, i + 2] * w2 + pp[:, i + 3] * w3
-    return np.maximum(10.0 * np.log10(np.maximum(out, 1e-12)), FLOOR_DB)
-
-
-def _mismatch(a: np.ndarray, bup: np.ndarray, shifts: np.ndarray, factor: int,
-              valid_b: tuple[int, int], valid_a: np.ndarray) -> np.ndarray:
-    """Mean absolute level difference in dB, after the best gain offset, for each shift.
-
-    ``a`` is (bands, na); ``bup`` is b upsampled by ``factor``; shift ``m`` compares
-    ``a[:, t]`` with b at frame ``t - m / factor``. ``valid_b`` is the range of b's frames
-    (in upsampled units) that may be compared; ``valid_a`` (len(shifts), na) masks a's frames.
-    Cells are weighted by loudness, so the MP3 noise floor in quiet cells barely counts.
-    Returns (len(shifts),) with inf where nothing overlaps.
-    """
-    na = a.shape[1]
-    pos = factor * np.arange(na)[None, :] - shifts[:, None]  # (k, na) positions in bup
-    ok = (pos >= valid_b[0]) & (pos <= valid_b[1]) & valid_a
-    bs = bup[:, np.clip(pos, 0, bup.shape[1] - 1)]  # (bands, k, na)
-    w = np.clip((np.maximum(a[:, None, :], bs) - FLOOR_DB) / -FLOOR_DB, 0.0, 1.0) ** 2
-    w *= ok[None]
-    sw = w.sum(axis=(0, 2))
-    d = a[:, None, :] - bs
-    with np.errstate(invalid="ignore", divide="ignore"):
-        off = (w * d).sum(axis=(0, 2)) / sw
-        mad = (w * np.abs(d - off[None, :, None])).sum(axis=(0, 2)) / sw
-    return np.where(sw > 0, mad, np.inf)
-
-
-UPSAMPLE = 4
-
-
-def similarity(fp_a: bytes, fp_b: bytes) -> float:
-    """How likely two fingerprints are the same recording, in [0, 1].
-
-    1 for identical contours; a copy scores about 0.9 or more, different sounds (another
-    velocity layer, the next bars of a groove) less.
-    """
-    return contour_similarity(parse(fp_a), parse(fp_b))
-
-
-def _envelope(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The range each cell could take if the frames were half a frame earlier or later:
-    between the cell and the midpoints to its neighbours. Shapes as ``x``."""
-    prev = np.concatenate([x[:, :1], x[:, :-1]], axis=1)
-    nxt = np.concatenate([x[:, 1:], x[:, -1:]], axis=1)
-    lo = np.minimum(x, (x + np.minimum(prev, nxt)) * 0.5)
-    hi = np.maximum(x, (x + np.maximum(prev, nxt)) * 0.5)
-    return lo, hi
-
-
-def _dist(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.maximum(lo - x, 0.0) + np.maximum(x - hi, 0.0)
-
-
+CURV_TOL = 0.5
 MIN_COVER = 0.5
 
 
-CURV_TOL = 0.5
+def similarity(fp_a: bytes, fp_b: bytes) -> float:
+    """How likely two fingerprints are the same recording, in [0, 1]."""
+    return contour_similarity(parse(fp_a), parse(fp_b))
 
 
 def _curvature(x: np.ndarray) -> np.ndarray:
@@ -243,14 +197,32 @@ def _compare(A, B, cA, cB, lag: float, rate: float, a_dur: float, b_dur: float,
         return np.inf
     t, pos = t[ok], pos[ok]
     xa, xb = A[:, t], _at(B, pos)
-    w = np.clip((np.maximum(xa, xb) - FLOOR_DB) / -FLOOR_DB, 0.0, 1.0) ** 2
+    # the gain difference, from cells well above both floors
+    loud = (xa > FLOOR_DB + OFFSET_MARGIN_DB) & (xb > FLOOR_DB + OFFSET_MARGIN_DB)
+    if not loud.any():
+        return np.inf
+    w = ((np.maximum(xa, xb) - FLOOR_DB) / -FLOOR_DB) ** W_EXP * loud
+    off = float((w * (xa - xb)).sum() / w.sum())
+    # each is normalized to its own loudest cell, so after the offset their floors differ: a
+    # copy missing a loud attack (a trim) resolves its tail further down; compare above the
+    # higher floor only
+    floor = FLOOR_DB + max(off, 0.0)
+    top = max(off, 0.0)
+    xa = np.maximum(xa, floor)
+    xb = np.maximum(xb + off, floor)
+    lvl = np.maximum(xa, xb)
+    w = ((lvl - floor) / (top - floor)) ** W_EXP
+    if LOCAL_R:
+        # an encoder's noise sits under each frame's loudest band (masking): cells far below
+        # it say little
+        w *= np.clip(1.0 - (lvl.max(axis=0) - lvl) / LOCAL_R, 0.0, 1.0)
     sw = float(w.sum())
     if sw <= 0:
         return np.inf
     d = xa - xb
-    off = float((w * d).sum() / sw)
+    d -= float((w * d).sum() / sw)
     tol = CURV_TOL * np.maximum(cA[:, t], _at(cB, pos))
-    return float((w * np.maximum(np.abs(d - off) - tol, 0.0)).sum() / sw)
+    return float((w * np.maximum(np.abs(d) - tol, 0.0)).sum() / sw)
 
 
 def contour_mismatch(a: Contour, b: Contour) -> tuple[float, float]:
@@ -259,14 +231,15 @@ def contour_mismatch(a: Contour, b: Contour) -> tuple[float, float]:
     na, nb = a.db.shape[1], b.db.shape[1]
     if na == 0 or nb == 0:
         return (0.0, 0.0) if na == nb == 0 else (np.inf, np.inf)
-    if abs(a.duration_s - b.duration_s) > MAX_TRIM_S + 0.02 * max(a.duration_s, b.duration_s):
+    allowed = max_trim_s(max(a.duration_s, b.duration_s))
+    if abs(a.duration_s - b.duration_s) > allowed + 0.01:
         return np.inf, np.inf
     pool = max(a.pool, b.pool)
     rate = _base_rate() / pool
     A, B = _repool(a, pool), _repool(b, pool)
     edge = 2 if pool == 1 else 1  # frames whose window reaches past the sound's ends
     cA, cB = _curvature(A), _curvature(B)
-    max_lag = int(np.ceil(MAX_TRIM_S * rate))
+    max_lag = int(np.ceil((allowed + 0.01) * rate))
     args = (A, B, cA, cB)
     kw = dict(rate=rate, a_dur=a.duration_s, b_dur=b.duration_s, edge=edge)
     scores = [(_compare(*args, lag=float(lag), **kw), lag)

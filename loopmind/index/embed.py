@@ -216,7 +216,8 @@ class FeatureEmbedder:
     (36), standardized with the constants in ``models/embed.safetensors`` and clipped to ±4;
     ``p_role`` is the calibrated audio probability of each role from the role model (uniform
     for silence). Every feature is a ratio, a time or a shape, so the vector does not change
-    with gain.
+    with gain; leading silence (more than 60 dB below the peak) is skipped, and audio at
+    another rate is resampled to 22,050 Hz first.
 
     Args:
         constants_path: the standardization constants (default ``models/embed.safetensors``).

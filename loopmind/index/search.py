@@ -375,19 +375,35 @@ class Searcher:
                             filters.describe()) if x)
         return res
 
+    def _ranked(self, conn, where, params, limit) -> list:
+        """Best full-text matches that pass the filters: rank the matches in the FTS table
+        alone and join only the best few hundred; all of them only if that was not enough."""
+        rank = ("SELECT rowid AS rid, bm25(segment_text, 4.0, 1.0, 2.0) AS rank "
+                "FROM segment_text WHERE segment_text MATCH :match ORDER BY rank")
+        # the full-text match drives the join (CROSS JOIN fixes the order)
+        sql = (f"SELECT s.id, m.rank FROM ({rank} {{cap}}) m "
+               "CROSS JOIN segment s ON s.id = m.rid "
+               "CROSS JOIN audio_file f ON f.id = s.file_id "
+               f"WHERE {' AND '.join(where)} ORDER BY m.rank LIMIT :limit")
+        cand = limit * (5 if len(where) == 1 else 25)
+        rows = conn.execute(text(sql.format(cap="LIMIT :cand")),
+                            {**params, "limit": limit, "cand": cand}).all()
+        if len(rows) < limit:
+            rows = conn.execute(text(sql.format(cap="")), {**params, "limit": limit}).all()
+        return rows
+
     def _text_ids(self, conn, words, where, params, limit, *, all_words: bool):
         params = dict(params)
         if words:
-            match = (" AND " if all_words else " OR ").join(f'"{w}"*' for w in words)
-            params["match"] = match
-            params["limit"] = limit
-            # the full-text match drives the join (CROSS JOIN fixes the order)
-            sql = ("SELECT s.id, bm25(segment_text, 4.0, 1.0, 2.0) AS rank FROM segment_text "
-                   "CROSS JOIN segment s ON s.id = segment_text.rowid "
-                   "CROSS JOIN audio_file f ON f.id = s.file_id "
-                   f"WHERE segment_text MATCH :match AND {' AND '.join(where)} "
-                   "ORDER BY rank LIMIT :limit")
-            rows = conn.execute(text(sql), params).all()
+            joiner = " AND " if all_words else " OR "
+            # whole words first (cheap, and what was typed); prefixes ("hat" → "hats") when
+            # whole words find too little
+            rows: list = []
+            for pattern in ('"{}"', '"{}"*'):
+                params["match"] = joiner.join(pattern.format(w) for w in words)
+                rows = self._ranked(conn, where, params, limit)
+                if len(rows) >= limit:
+                    break
             # bm25 is lower-is-better and unbounded: report a 0..1 relevance
             return [r[0] for r in rows], {r[0]: 1.0 / (1.0 + math.exp(r[1])) for r in rows}
         params["limit"] = limit

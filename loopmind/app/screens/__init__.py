@@ -1,0 +1,1 @@
+"""The studio's screens: the main studio and its dialogs."""

@@ -1,0 +1,1 @@
+"""The studio's panes and their parts, one widget per module."""
