@@ -294,7 +294,7 @@ class Catalog:
 def index_checksum(index) -> str:
     from loopmind.index.vectors import id_checksum
 
-    return id_checksum(index.ids())
+    return index.checksum
 
 
 def _atomic_write(path: Path, data: str) -> None:

@@ -34,7 +34,7 @@ class AIBrainButton(Static):
         if thinking:
             self._frame = 0
             if self._timer is None:
-                self._timer = self.set_interval(0.12, self._animate)
+                self._timer = self.set_interval(0.12, self._spin)
             else:
                 self._timer.resume()
         else:
@@ -47,7 +47,7 @@ class AIBrainButton(Static):
     def watch_stage(self, stage: str) -> None:
         self._show()
 
-    def _animate(self) -> None:
+    def _spin(self) -> None:
         self._frame += 1
         self.set_class(self._frame % 8 < 4, "-pulse")
         self._show()
