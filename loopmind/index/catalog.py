@@ -292,8 +292,6 @@ class Catalog:
 
 
 def index_checksum(index) -> str:
-    from loopmind.index.vectors import id_checksum
-
     return index.checksum
 
 
