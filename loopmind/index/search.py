@@ -318,6 +318,7 @@ class Searcher:
     def __init__(self, library: Library, catalog=None):
         self.library = library
         self._catalog = catalog
+        self._allowed_cache: dict[tuple, tuple[int, set[int]]] = {}
 
     @property
     def catalog(self):
@@ -481,9 +482,21 @@ class Searcher:
             bindparam("ids", expanding=True)), {**params, "ids": ids}).all()}
 
     def _allowed(self, conn, where: list[str], params: dict) -> set[int]:
+        """Every segment id that passes the filters, cached until the library changes (the
+        vector log's head moves on every change a filter can see), so browsing with a filter
+        set pays the scan once."""
+        stamp = conn.execute(text("SELECT coalesce(max(seq), 0) FROM vector_log")).scalar()
+        key = (tuple(where), tuple(sorted((k, str(v)) for k, v in params.items())))
+        hit = self._allowed_cache.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
         sql = (f"SELECT s.id FROM segment s CROSS JOIN audio_file f ON f.id = s.file_id "
                f"WHERE {' AND '.join(where)}")
-        return {r[0] for r in conn.execute(text(sql), params).all()}
+        ids = {r[0] for r in conn.execute(text(sql), params).all()}
+        if len(self._allowed_cache) >= 16:
+            self._allowed_cache.pop(next(iter(self._allowed_cache)))
+        self._allowed_cache[key] = (stamp, ids)
+        return ids
 
     def segment(self, segment_id: int) -> Hit:
         """One segment as a hit.

@@ -33,6 +33,13 @@ TRIGGERS = [
     """CREATE TRIGGER vector_log_status AFTER UPDATE OF status ON audio_file
          WHEN old.status IS NOT new.status BEGIN
          INSERT INTO vector_log (segment_id) SELECT id FROM segment WHERE file_id = new.id; END""",
+    # not a vector change, but a change of what filters see: the log's head is then a stamp
+    # for everything a cached filter result depends on
+    """CREATE TRIGGER vector_log_user AFTER UPDATE OF user_role, user_key, user_bpm ON segment
+         BEGIN INSERT INTO vector_log (segment_id) VALUES (new.id); END""",
+    """CREATE TRIGGER vector_log_path AFTER UPDATE OF path ON audio_file
+         WHEN old.path IS NOT new.path BEGIN
+         INSERT INTO vector_log (segment_id) SELECT id FROM segment WHERE file_id = new.id; END""",
 ]
 
 
@@ -62,7 +69,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for name in ("vector_log_insert", "vector_log_update", "vector_log_delete",
-                 "vector_log_status"):
+                 "vector_log_status", "vector_log_user", "vector_log_path"):
         op.execute(f"DROP TRIGGER IF EXISTS {name}")
     op.execute("DROP TABLE IF EXISTS segment_text")
     op.drop_table('vector_log')

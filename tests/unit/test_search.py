@@ -332,3 +332,29 @@ def test_cli_empty_library_and_punctuation():
     assert r.exit_code == 0 and "library is empty" in r.output
     r = _cli("search", "...")
     assert r.exit_code == 0 and "nothing to search for" in r.output
+
+
+def test_filter_cache_follows_user_edits(small):
+    """A filtered search caches its candidate set; a role set by hand must show up at once."""
+    from loopmind.index.search import Searcher
+    from loopmind.library.queries import list_segments, set_user_values
+
+    lib, cat, _, _ = small
+    s = Searcher(lib, cat)
+    rows = list_segments(lib)
+    target = rows[0]
+    others = [r for r in rows if r["id"] != target["id"]]
+    victim = next(r for r in others if r["role"] != "vocal")
+    before = s.similar(target["id"], k=5, filters=Filters(role="vocal"))
+    assert victim["id"] not in [h.id for h in before.hits]
+    from loopmind.index.search import _sql_filters
+
+    where, params = _sql_filters(Filters(role="vocal"))
+    with lib.engine.connect() as conn:
+        cached = s._allowed(conn, where, params)
+    assert victim["id"] not in cached
+    set_user_values(lib, victim["id"], role="vocal")
+    with lib.engine.connect() as conn:
+        assert victim["id"] in s._allowed(conn, where, params)
+    after = s.similar(target["id"], k=5, filters=Filters(role="vocal"))
+    assert victim["id"] in [h.id for h in after.hits]

@@ -31,8 +31,8 @@ HELP = """\
   enter auditions the channel's sound; click pads, M, S and the volume bar
 
 [b $accent]Playlist[/]
-  + - zoom   ← → scroll   ↑ ↓ track   home start   delete remove the selected clip
-  click the ruler to move the playhead; click a clip to select it
+  + - zoom   ← → scroll   ↑ ↓ track   home start   delete  remove the clip
+  click the ruler to move the playhead; click a clip to select it (delete removes it)
 
 [b $accent]Mixer[/]
   ← → strip   ↑ ↓ fader (shift: 6 dB)   0 unity   a Auto-Mix on/off
