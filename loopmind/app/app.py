@@ -2,6 +2,8 @@
 
 The app owns the library, the audio and the song being made (a ``SongSession``); the panes
 show them and post requests (``AddSound``, ``ToggleStep``, ...) that the handlers here apply.
+The library's life (``library_jobs.LibraryJobs``) and the player's (``playback.Playback``) are
+mixins in their own modules.
 Every blocking job is a thread worker that ends by posting a message: opening the library
 (building and indexing the demo library when there is none, a catch-up scan, then the watcher
 for as long as the app is open), opening the audio output, rendering what an edit changed,
@@ -17,20 +19,22 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.timer import Timer
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
 from loopmind.app import messages as m
+from loopmind.app.library_jobs import LibraryJobs
+from loopmind.app.playback import Playback
 from loopmind.app.screens.export import ExportModal, ExportRequest
 from loopmind.app.screens.generate import GenerateModal, GenerateRequest
 from loopmind.app.screens.help import HelpScreen
 from loopmind.app.screens.studio import StudioScreen
-from loopmind.app.widgets.browser import Browser
 from loopmind.app.widgets.channel_rack import ChannelRack, ChannelView
 from loopmind.app.widgets.mixer import MixerView
 from loopmind.app.widgets.playlist import PlaylistView
@@ -45,12 +49,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from loopmind.config import Settings
 
 RENDER_DELAY_S = 0.15  # edits within this time render together
-REFRESH_DELAY_S = 0.5  # the watcher's changes within this time refresh the browser once
-PLAYHEAD_HZ = 15
 THREADS = 16  # thread workers at once (watcher, scan, queries, pages, renders, auditions)
 
 
-class LoopMindApp(App[None]):
+class LoopMindApp(LibraryJobs, Playback, App[None]):
     """The studio.
 
     Args:
@@ -61,7 +63,7 @@ class LoopMindApp(App[None]):
     """
 
     TITLE = "LoopMind"
-    CSS_PATH = "loopmind.tcss"
+    CSS_PATH = Path(__file__).with_name("loopmind.tcss")  # absolute: subclasses live elsewhere
     BINDINGS = [
         Binding("space", "play_stop", "Play/Stop"),
         Binding("enter", "audition", "Audition"),
@@ -81,6 +83,8 @@ class LoopMindApp(App[None]):
         self.settings = settings
         self.watch = watch
         self.demo = demo
+        if (watch or demo) and settings.workers > 1:
+            pass  # start_process_helpers()
         self._engine = engine
         self.audio: Audio | None = None
         self.library = None
@@ -149,124 +153,6 @@ class LoopMindApp(App[None]):
             self._cache = stretch_cache(self.settings)
         return self._cache
 
-    # -- the library, the scan and the watcher ------------------------------------------------
-
-    @work(thread=True, exclusive=True, group="library", exit_on_error=False,
-          description="opening the library")
-    def _open_library(self) -> None:
-        from loopmind.app.pager import library_summary
-        from loopmind.errors import LoopMindError
-        from loopmind.library.db import Library
-        from loopmind.library.indexer import Indexer
-
-        worker = get_current_worker()
-        lib = Library(self.settings)
-        catalog, catalog_error = None, None
-        try:
-            from loopmind.index.catalog import Catalog
-
-            catalog = Catalog(lib, on_message=lambda msg: self.post_message(
-                m.ScanFinished(f"note: {msg}")))
-        except LoopMindError as exc:
-            catalog_error = one_line(exc)
-        folders, segments, roles = library_summary(lib)
-        self.post_message(m.LibraryOpened(lib, catalog, folders, segments, roles,
-                                          catalog_error))
-        indexer = Indexer(lib)
-        added_demo = False
-        if not folders and self.demo:
-            from loopmind.demo import build_demo_library
-
-            self.post_message(m.ScanProgressed(0, 0, stage="building the demo library"))
-            build_demo_library(self.settings.demo_dir)
-            indexer.add_folder(self.settings.demo_dir)
-            added_demo = True
-        if not (self.watch or added_demo) or worker.is_cancelled:
-            return
-        try:
-            with lib.indexer_lock():
-                self._scan(indexer, catalog)
-                if self.watch and not worker.is_cancelled:
-                    self._follow(indexer, catalog, worker)
-        except LoopMindError as exc:  # another LoopMind indexes this library: just browse
-            self.post_message(m.WatcherStarted(0, reason=one_line(exc)))
-
-    def _scan(self, indexer, catalog) -> None:
-        from loopmind.app.pager import library_summary
-
-        def progress(done, total, res) -> None:
-            current = os.path.basename(res.path) if res is not None else ""
-            self.post_message(m.ScanProgressed(done, total, current))
-
-        report = indexer.scan(progress=progress)
-        if catalog is not None:
-            stale = catalog.stale_count()
-            if stale:
-                self.post_message(m.ScanProgressed(0, 0, stage=f"embedding {stale} sounds"))
-                catalog.reembed(progress=lambda d, t: self.post_message(
-                    m.ScanProgressed(d, t, stage="embedding")))
-            catalog.vectors()
-            catalog.save()
-        summary = (f"{report.seen} files: {report.indexed} indexed, {report.unchanged} "
-                   f"unchanged, {report.missing} gone, {report.failed} failed")
-        self.post_message(m.ScanFinished(summary, report.failed))
-        self.post_message(m.LibraryCounted(*library_summary(indexer.library)))
-
-    def _follow(self, indexer, catalog, worker: Worker) -> None:
-        from loopmind.library.watcher import Watcher
-
-        def on_change(action: str, path: str) -> None:
-            if catalog is not None:
-                catalog.sync()  # "more like this" sees new sounds at once
-            self.post_message(m.LibraryChanged(action, path))
-
-        watcher = Watcher(indexer, on_change=on_change)
-        self._watcher = watcher
-        watcher.start()
-        self.post_message(m.WatcherStarted(len(indexer.folders())))
-        watcher.run(until=lambda: worker.is_cancelled)
-
-    def on_library_opened(self, event: m.LibraryOpened) -> None:
-        self.library, self.catalog, self.folders = event.library, event.catalog, event.folders
-        self.studio.query_one(Browser).attach(event.library, event.catalog, event.folders,
-                                              event.roles)
-        self.status.library(event.segments, len(event.folders))
-        self.status.say("library open" + (f" (no search vectors: {event.catalog_error})"
-                                          if event.catalog_error else ""))
-
-    def on_scan_progressed(self, event: m.ScanProgressed) -> None:
-        self.status.progress(event.done, event.total, stage=event.stage,
-                             current=event.current)
-
-    def on_scan_finished(self, event: m.ScanFinished) -> None:
-        self.status.idle()
-        self.status.say(event.summary, error=event.failed > 0)
-
-    def on_library_counted(self, event: m.LibraryCounted) -> None:
-        self.folders = event.folders
-        self.status.library(event.segments, len(event.folders))
-        self.studio.query_one(Browser).refresh_library(event.folders, event.roles)
-
-    def on_watcher_started(self, event: m.WatcherStarted) -> None:
-        if event.reason:
-            self.status.say(f"not watching: {event.reason}", error=True)
-        else:
-            self.status.idle(f"watching {event.folders} folder{'s' * (event.folders != 1)}")
-
-    def on_library_changed(self, event: m.LibraryChanged) -> None:
-        self.status.say(f"{event.action}: {os.path.basename(event.path)}",
-                        error=event.action == "failed")
-        if self._refresh_timer is not None:
-            self._refresh_timer.stop()
-        self._refresh_timer = self.set_timer(REFRESH_DELAY_S, self._count_library)
-
-    @work(thread=True, exclusive=True, group="count", exit_on_error=False,
-          description="counting the library")
-    def _count_library(self) -> None:
-        from loopmind.app.pager import library_summary
-
-        self.post_message(m.LibraryCounted(*library_summary(self.library)))
-
     # -- errors: the one handler ---------------------------------------------------------------
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -285,128 +171,12 @@ class LoopMindApp(App[None]):
         self.post_message(m.WorkFailed(what, error))
 
     def on_work_failed(self, event: m.WorkFailed) -> None:
+        if not self.screen_stack:  # the app is closing
+            log.warning("%s: %s", event.what, event.error)
+            return
         self.status.idle()
         self.status.say(f"{event.what}: {event.error}", error=True)
         self.notify(event.error, title=event.what, severity="error")
-
-    # -- audio -----------------------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, group="audio", exit_on_error=False,
-          description="opening the audio output")
-    def _open_audio(self) -> None:
-        from loopmind.app.audio import open_audio
-
-        self.post_message(m.AudioOpened(open_audio(
-            self.settings, engine=self._engine,
-            on_error=lambda msg: self.post_message(m.WorkFailed("audition", msg)))))
-
-    def on_audio_opened(self, event: m.AudioOpened) -> None:
-        self.audio = event.audio
-        if event.audio.available:
-            name = getattr(event.audio.engine, "device_name", None)
-            self.status.audio(f"♪ {name or 'audio out'}", ok=True)
-        else:
-            self.status.audio("♪ no output", ok=False)
-            if not self._said_no_output:
-                self._said_no_output = True
-                self.notify(f"no audio output: {event.audio.error}", severity="warning",
-                            timeout=6)
-        self._load_transport()
-
-    def _load_transport(self) -> None:
-        if self.audio is None or self.session is None:
-            return
-        t = self.audio.transport
-        playing, at = t.playing, t.position_bars
-        from loopmind.errors import LoopMindError
-
-        try:
-            t.load(self.session.song, self.session.stems)
-        except LoopMindError as exc:
-            self.status.say(f"cannot play the song: {one_line(exc)}", error=True)
-            return
-        self._apply_channels()
-        if playing:
-            t.play(from_bar=at)
-
-    def _apply_channels(self) -> None:
-        if self.audio is None:
-            return
-        t, s = self.audio.transport, self.session
-        for track in s.song.tracks:
-            if track.name in s.stems:
-                t.set_mute(track.name, track.mix.mute)
-                t.set_solo(track.name, track.name in s.solo)
-                t.set_volume(track.name, s.monitor_gain_db(track))
-
-    def on_transport_command(self, event: m.TransportCommand) -> None:
-        if event.command == "loop":
-            self._set_loop()
-        elif event.command == "play":
-            self._play()
-        elif event.command == "stop":
-            self._stop(rewind=True)
-        else:
-            self.action_play_stop()
-
-    def action_play_stop(self) -> None:
-        if self.audio is not None and self.audio.transport.playing:
-            self._stop()
-        else:
-            self._play()
-
-    def _play(self) -> None:
-        if not self.session.song.tracks:
-            self.status.say("nothing to play yet: add sounds (a in the browser) or generate "
-                            "one (ctrl+g)")
-            return
-        if self.audio is None:
-            self.status.say("the audio output is still opening")
-            return
-        self.audio.auditioner.stop()
-        self.audio.transport.play()
-        self.studio.query_one(Toolbar).playing = True
-        if self._playhead_timer is None:
-            self._playhead_timer = self.set_interval(1 / PLAYHEAD_HZ, self._tick)
-        else:
-            self._playhead_timer.resume()
-
-    def _stop(self, *, rewind: bool = False) -> None:
-        if self.audio is None:
-            return
-        t = self.audio.transport
-        if rewind and not t.playing and hasattr(t, "seek"):
-            t.seek(0.0)  # stop while stopped: back to the start, as in a DAW
-        t.stop()
-        self._tick()
-
-    def _set_loop(self) -> None:
-        if self.audio is None:
-            return
-        t = self.audio.transport
-        t.loop = not t.loop
-        self.studio.query_one(Toolbar).looping = t.loop
-
-    def _tick(self) -> None:
-        """Move the playhead, the position and the meters while the song plays."""
-        if self.audio is None:
-            return
-        t = self.audio.transport
-        playing = t.playing
-        self.studio.query_one(Toolbar).show_position(t.position_bars, t.position_s)
-        self.studio.query_one(PlaylistView).set_playhead(t.position_bars)
-        mixer = self.studio.query_one(MixerView)
-        if mixer.display and self.studio.current_pane == "mixer":
-            mixer.show_levels(t.track_levels(), self.audio.engine.master_level())
-        if not playing:
-            self.studio.query_one(Toolbar).playing = False
-            if self._playhead_timer is not None:
-                self._playhead_timer.pause()
-
-    def on_seek_to(self, event: m.SeekTo) -> None:
-        if self.audio is not None and hasattr(self.audio.transport, "seek"):
-            self.audio.transport.seek(event.bar)
-            self._tick()
 
     # -- auditioning ----------------------------------------------------------------------------
 
@@ -732,6 +502,37 @@ class LoopMindApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+
+def start_process_helpers() -> None:
+    """Start multiprocessing's helper processes (the resource tracker and the fork server the
+    analysis pool forks from) before the app takes the terminal.
+
+    Once the app runs, ``sys.stderr`` is Textual's stand-in, which has no file descriptor to
+    hand to the resource tracker, so a scan started later would fail; and the pool's workers
+    must not write on the screen, so the helpers get /dev/null as their stderr, which every
+    worker inherits. The analysis pool's one-BLAS-thread rule is set first, as the pipeline
+    sets it, so the workers inherit it too.
+    """
+    from multiprocessing import forkserver, resource_tracker
+
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    try:
+        saved = os.dup(2)
+    except OSError:
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        resource_tracker.ensure_running()
+        forkserver.ensure_running()
+    except Exception:  # noqa: BLE001 - the scan reports its own errors if the pool cannot run
+        log.exception("starting the analysis pool's helpers")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def run(settings: "Settings | None" = None) -> None:

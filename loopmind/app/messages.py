@@ -20,7 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover - types only
 
     from loopmind.app.audio import Audio
     from loopmind.app.pager import BrowseResult
-    from loopmind.generate.song import Song
     from loopmind.index.search import Hit
     from loopmind.library.db import Library
 
@@ -28,18 +27,23 @@ if TYPE_CHECKING:  # pragma: no cover - types only
 # -- library and indexing -----------------------------------------------------------------------
 
 class LibraryOpened(Message):
-    """The library database is open (the browser can query it); ``catalog`` is its vector
-    index (None when the embedder cannot run: ``catalog_error`` says why)."""
+    """The library database is open: the browser can query it (counts come later, in a
+    ``LibraryCounted``)."""
 
-    def __init__(self, library: "Library", catalog: Any, folders: list[str], segments: int,
-                 roles: list[str], catalog_error: str | None = None) -> None:
+    def __init__(self, library: "Library", folders: list[str]) -> None:
         super().__init__()
         self.library = library
-        self.catalog = catalog
-        self.catalog_error = catalog_error
         self.folders = folders
-        self.segments = segments
-        self.roles = roles
+
+
+class CatalogOpened(Message):
+    """The library's vector index is ready for "more like this" (None when the embedder
+    cannot run: ``error`` says why)."""
+
+    def __init__(self, catalog: Any, error: str | None = None) -> None:
+        super().__init__()
+        self.catalog = catalog
+        self.error = error
 
 
 class ScanProgressed(Message):
@@ -67,13 +71,16 @@ class ScanFinished(Message):
 
 
 class LibraryCounted(Message):
-    """The library's folders, size and roles, counted after it changed."""
+    """The library's folders, size and roles were counted; ``changed``: its sounds changed
+    since the browser last asked (a scan or the watcher stored something)."""
 
-    def __init__(self, folders: list[str], segments: int, roles: list[str]) -> None:
+    def __init__(self, folders: list[str], segments: int, roles: list[str], *,
+                 changed: bool = False) -> None:
         super().__init__()
         self.folders = folders
         self.segments = segments
         self.roles = roles
+        self.changed = changed
 
 
 class LibraryChanged(Message):
@@ -123,13 +130,16 @@ class SoundHighlighted(Message):
 
 
 class WaveformComputed(Message):
-    """The min/max envelope of a segment (``lo``, ``hi``: shape (bins,), -1..1)."""
+    """The min/max envelope of a segment (``lo``, ``hi``: shape (bins,), -1..1), or why it
+    could not be read (``error``)."""
 
-    def __init__(self, segment_id: int, lo: "np.ndarray", hi: "np.ndarray") -> None:
+    def __init__(self, segment_id: int, lo: "np.ndarray | None", hi: "np.ndarray | None", *,
+                 error: str | None = None) -> None:
         super().__init__()
         self.segment_id = segment_id
         self.lo = lo
         self.hi = hi
+        self.error = error
 
 
 class FolderChosen(Message):

@@ -141,6 +141,16 @@ def from_results(res: "Results", label: str) -> BrowseResult:
                         note=res.reason or ("; ".join(res.notes) if res.notes else None))
 
 
+def watched_folders(library: "Library") -> list[str]:
+    """The watched folders, by path (without importing the indexing pipeline)."""
+    from sqlmodel import select
+
+    from loopmind.library.models import WatchedFolder
+
+    with library.session() as s:
+        return sorted(f.path for f in s.exec(select(WatchedFolder)))
+
+
 def library_summary(library: "Library") -> tuple[list[str], int, list[str]]:
     """(watched folders, live segments, roles present) for the status bar and the filters."""
     from loopmind.library.queries import status

@@ -166,10 +166,10 @@ def add_sound(song: Song, item: Any, *, start_bar: int | None = None,
         clip = _pattern_clip(song, item, at, bars, steps)
     else:
         clip = _loop_clip(song, item, at, None)
-        if start_bar is None:
-            # a new channel plays through the song (4 bars at least), in whole repeats
+        if start_bar is None and clip.source_bars:
+            # a new channel loops through the song (4 bars at least), in whole repeats
             fill = max(song.bars, DEFAULT_PATTERN_BARS)
-            unit = max(1, int(math.ceil(clip.source_bars or clip.bars)))
+            unit = max(1, int(math.ceil(clip.source_bars)))
             clip.bars = max(clip.bars, int(math.ceil(fill / unit)) * unit)
     if target is None:
         base = item.role or os.path.splitext(os.path.basename(item.path))[0][:16]

@@ -34,4 +34,5 @@ class ForwardsWorkerErrors:
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             event.stop()
-            self.app.post_message(Worker.StateChanged(event.worker, event.state))  # type: ignore[attr-defined]
+            app = self.app  # type: ignore[attr-defined]
+            app.post_message(Worker.StateChanged(event.worker, event.state))

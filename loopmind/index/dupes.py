@@ -1,273 +1,598 @@
 """Duplicates: byte-identical files by content hash, near duplicates by a sound fingerprint.
 
-A near duplicate is the same recording made into another file: re-encoded (MP3), gain-changed,
-trimmed at the start or end, or resampled. Each segment gets a ``fingerprint`` at indexing
-time: its log band-energy contour (16 mel bands, 43 frames/s, pooled in time for long
-segments so it stays under ~2 KB), gain-normalized and quantized to 0.25 dB. Two fingerprints
-are compared by ``similarity``: the contours are aligned by a lag search (covering trims of up
-to ``MAX_TRIM_S``), the gain difference is taken out, and what is left is the mean level
-difference in dB where the sound is. A copy differs from its original by a fraction of a dB
-(MP3 noise in quiet bands, the edge of a trim); another velocity layer of the same drum, or the
-next bars of the same groove, differ by a few dB somewhere.
+A near duplicate is the same recording in another file: re-encoded (MP3), gain-changed,
+trimmed at either end, or resampled. Every segment gets a ``fingerprint`` when it is indexed:
+its band-energy contour (23 bands of the shared mel spectrogram, 43 frames/s, smoothed and
+decimated in time for segments longer than ~2 s so it stays under 2 KB), relative to its
+loudest cell and quantized to 1/3 dB over 80 dB.
+
+``similarity`` compares two fingerprints: the contours are aligned by a lag search over
+whole and quarter frames (covering trims of up to ``MAX_TRIM_S``), the gain difference is
+taken out, and what remains is the mean level difference in dB where the sound is. Three
+things keep a copy close to its original while another sound stays apart:
+
+* cells are compared above the higher of the two floors (a copy that lost a loud attack to a
+  trim resolves its tail further down) and weighted by loudness, globally and relative to
+  their frame's loudest band, where an encoder hides its noise;
+* a cell may differ by half its curvature in time without cost: the STFT power of a transient
+  is too coarsely sampled for a shift by part of a frame to be interpolated, and the
+  curvature bounds that error while a smooth decay keeps no slack;
+* frames whose analysis window reached past the start or end of one sound but not the other
+  are left out.
+
+A copy differs from its original by hundredths of a dB; another velocity layer of the same
+drum, or other bars of the same groove, by tenths to several dB. ``find_duplicates`` groups a
+library: exact groups from SQL, near groups from candidate pairs (the vector index's nearest
+neighbours, or similar durations and contours when there is no index) verified with
+``similarity`` and joined with union-find.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 FORMAT = 1
-TOP_MEL = 59
-POOL_KERNEL = 'tri'
-# groups of the 64 shared mel bands: single bands up to ~450 Hz (a kick's pitch), then
-# pairs up to ~1.6 kHz, then fives
-BAND_EDGES = tuple(range(0, 8)) + tuple(range(8, 24, 2)) + tuple(range(24, TOP_MEL + 1, 5))
+_HEADER = struct.Struct("<BBBHI")  # format, bands, log2 pool, frames, duration in ms
+
+# groups of the 64 shared mel bands (20 Hz - 11 kHz): single bands up to ~450 Hz (a kick's
+# pitch), pairs up to ~1.6 kHz, then fives up to ~8.4 kHz. The bands above are left out:
+# there the decoder's resampling filter, which depends on the file's native rate, shapes the
+# level, so a 48 kHz copy of a 44.1 kHz file would differ there.
+BAND_EDGES = tuple(range(0, 8)) + tuple(range(8, 24, 2)) + tuple(range(24, 60, 5))
 N_BANDS = len(BAND_EDGES) - 1
 MAX_FRAMES = 84
+"""Contour frames at most (23 x 84 cells: 1.9 KB); longer segments are pooled by 2, 4, ..."""
 FLOOR_DB = -80.0
-DB_STEP = 1 / 3
-OFFSET_MARGIN_DB = 10.0
-W_EXP = 2
-LOCAL_R = 0.0
-SMOOTH = (1,)
+DB_STEP = 1.0 / 3.0
+
 MAX_TRIM_S = 0.15
+"""The most a copy may have lost at its ends (start and end together), in seconds ..."""
 MAX_TRIM_FRACTION = 0.4
+"""... and at most this fraction of the longer sound: 0.1 s of a 0.18 s hi-hat is another
+(choked) hi-hat, not a copy."""
+CURV_TOL = 0.5
+"""Slack per cell, as a fraction of its |second difference| in time."""
+LOCAL_RANGE_DB = 45.0
+"""Cells this far below their frame's loudest band get no weight (they fade in linearly)."""
+OFFSET_MARGIN_DB = 10.0
+"""The gain difference is measured on cells at least this far above both floors."""
+MIN_COVER = 0.5
+"""The compared frames must cover at least this fraction of the shorter contour."""
+SCORE_SCALE_DB = 0.3
+"""similarity = exp(-mismatch / SCORE_SCALE_DB), times a penalty for unmatched ends."""
+DEFAULT_THRESHOLD = 0.7
+"""Chosen on the dev set (benchmarks/results/dupes.md): the highest similarity at which at
+least 97 % of copies in the calibration half are found (2 points of margin over the 95 %
+target), rounded down."""
 
 
 def max_trim_s(duration_s: float) -> float:
-    """The most a copy of a sound this long may have lost at its ends, in seconds."""
+    """The most a copy of a sound ``duration_s`` long may have lost at its ends, in seconds."""
     return min(MAX_TRIM_S, MAX_TRIM_FRACTION * duration_s)
-
-"""Longest trim (start and end together) a copy may have and still be a near duplicate."""
-_HEADER = struct.Struct("<BBBHI")  # format, bands, log2 pool, frames, duration in ms
-
-
-@dataclass(frozen=True)
-class Contour:
-    """A parsed fingerprint.
-
-    Attributes:
-        db: band levels in dB relative to the loudest cell, float32 shape (bands, frames).
-        pool: frames of the analysis STFT per contour frame (a power of two).
-        frame_rate: contour frames per second.
-        duration_s: length of the segment.
-    """
-
-    db: np.ndarray
-    pool: int
-    frame_rate: float
-    duration_s: float
 
 
 def _base_rate() -> float:
+    """STFT frames per second at the analysis rate."""
     from loopmind.library.analysis.features import HOP_LENGTH
 
     return 22050 / HOP_LENGTH
 
 
+# -- fingerprints --------------------------------------------------------------------------
+
 def fingerprint(y: np.ndarray, *, sr: int, spec=None) -> bytes:
     """A compact fingerprint of one segment for near-duplicate checks.
 
+    Costs about 0.02 ms per second of audio once the shared spectrogram's mel bands exist.
+
     Args:
         y: mono float32 signal, shape (n,).
-        sr: its sample rate in Hz (the analysis rate, 22050).
+        sr: its sample rate in Hz (the analysis rate, 22050; the frame rate assumes it).
         spec: the segment's shared ``Spectrogram`` (made here when None).
 
     Returns:
-        bytes: a 9-byte header and a uint8 array of shape (16, frames), frames <= 128;
-        about 16 bytes per 23 ms frame, 2 KB at most.
+        a 9-byte header (format, bands, log2 of the pool, frames, duration in ms) and a uint8
+        array of shape (23, frames) holding -dB / DB_STEP; frames <= 84, so 1.9 KB at most
+        (about 0.5 KB per second below 2 s).
     """
     from loopmind.library.analysis.features import Spectrogram
 
+    duration_ms = min(int(round(len(y) / sr * 1000)) if sr else 0, 2**32 - 1)
+    if len(y) == 0 or not np.any(y):
+        return _HEADER.pack(FORMAT, N_BANDS, 0, 0, duration_ms)
     if spec is None:
         spec = Spectrogram(np.asarray(y, dtype=np.float32), sr)
-    duration_ms = int(round(len(y) / sr * 1000)) if sr else 0
-    if len(y) == 0:
-        return _HEADER.pack(FORMAT, N_BANDS, 0, 0, duration_ms)
-    mel = spec.mel  # (64, frames), power
-    n_mels, n_frames = mel.shape
-    bands = np.add.reduceat(mel, np.asarray(BAND_EDGES[:-1]), axis=0)
-    if len(SMOOTH) > 1:
-        k = np.asarray(SMOOTH, dtype=np.float32) / np.sum(SMOOTH)
-        h = len(k) // 2
-        padded = np.pad(bands, ((0, 0), (h, len(k) - 1 - h)), mode="edge")
-        bands = sum(k[i] * padded[:, i:i + n_frames] for i in range(len(k)))
+    bands = np.add.reduceat(spec.mel, np.asarray(BAND_EDGES[:-1]), axis=0)
+    n_frames = bands.shape[1]
     log2_pool = 0
     while -(-n_frames // (1 << log2_pool)) > MAX_FRAMES:
         log2_pool += 1
     bands = _pool(bands, 1 << log2_pool)
-    db = 10.0 * np.log10(np.maximum(bands, 1e-12))
+    db = 10.0 * np.log10(np.maximum(bands, 1e-20))
     db -= db.max()
-    q = np.clip(np.round(-db / DB_STEP), 0, min(255, round(-FLOOR_DB / DB_STEP))).astype(np.uint8)
+    q = np.clip(np.round(-db / DB_STEP), 0, round(-FLOOR_DB / DB_STEP)).astype(np.uint8)
     return _HEADER.pack(FORMAT, N_BANDS, log2_pool, q.shape[1], duration_ms) + q.tobytes()
 
 
-def _pool(power: np.ndarray, pool: int) -> np.ndarray:
-    """Power averaged over ``pool`` frames at a stride of ``pool``, shape
-    (bands, ceil(frames / pool)).
-
-    A triangle twice the stride wide rather than a box: neighbouring cells overlap, so a
-    shift by a fraction of a cell changes them smoothly (a trimmed copy stays close)."""
-    if pool == 1:
-        return power
+def _halve(power: np.ndarray) -> np.ndarray:
+    """Every other frame, smoothed by [1, 2, 1] / 4: shape (bands, ceil(frames / 2)); output
+    frame i is centred on input frame 2i."""
     n = power.shape[1]
-    n_out = -(-n // pool)
-    if POOL_KERNEL == 'box':
-        pad = n_out * pool - n
-        p = np.pad(power, ((0, 0), (0, pad)), mode="edge")
-        return p.reshape(power.shape[0], -1, pool).mean(axis=2)
-    # a triangle centred on each box's centre: taps m = 0 .. 2*pool-1 at frames
-    # i*pool - pool/2 + m, weights rising from 0.5 to pool-0.5 and falling back
-    m = np.arange(2 * pool)
-    k = np.where(m < pool, m + 0.5, 2 * pool - m - 0.5).astype(np.float32)
-    left = pool // 2
-    right = n_out * pool + pool - n - left
-    p = np.pad(power, ((0, 0), (left, right)), mode="edge")
-    out = np.zeros((power.shape[0], n_out), dtype=np.float32)
-    for j, kj in enumerate(k):
-        out += kj * p[:, j: j + n_out * pool: pool]
-    return out / k.sum()
+    p = np.concatenate([power[:, :1], power, power[:, -1:], power[:, -1:]], axis=1)
+    m = -(-n // 2)
+    return (p[:, 0:2 * m:2] + 2.0 * p[:, 1:2 * m + 1:2] + p[:, 2:2 * m + 2:2]) * 0.25
+
+
+def _pool(power: np.ndarray, pool: int) -> np.ndarray:
+    """Power at every ``pool``-th frame, smoothed over about ``2 * pool`` frames: shape
+    (bands, ceil(frames / pool)); output frame i is centred on input frame ``i * pool``.
+
+    Repeated halving, so pooling by 2 and then by 2 again is exactly pooling by 4 (contours
+    pooled differently are compared at the coarser pool), and neighbouring cells overlap, so
+    a shift by part of a cell changes them smoothly.
+    """
+    while pool > 1:
+        power = _halve(power)
+        pool //= 2
+    return power
+
+
+@dataclass(eq=False)
+class Contour:
+    """A parsed fingerprint.
+
+    Attributes:
+        db: band levels in dB relative to the loudest cell, float32 shape (bands, frames).
+        pool: STFT frames per contour frame (a power of two).
+        duration_s: length of the segment.
+        key: the fingerprint's bytes (orders a pair, so similarity is symmetric).
+    """
+
+    db: np.ndarray
+    pool: int
+    duration_s: float
+    key: bytes = b""
+    _levels: dict = field(default_factory=dict, repr=False)
+
+    def levels(self, pool: int) -> tuple[np.ndarray, np.ndarray]:
+        """(levels pooled to ``pool``, their curvature in time), cached."""
+        got = self._levels.get(pool)
+        if got is None:
+            db = self.db
+            if pool != self.pool:
+                power = _pool(10.0 ** (db / 10.0), pool // self.pool)
+                db = 10.0 * np.log10(np.maximum(power, 1e-20))
+                db = np.maximum(db - db.max(), FLOOR_DB).astype(np.float32)
+            curv = np.zeros_like(db)
+            curv[:, 1:-1] = np.abs(db[:, 2:] - 2.0 * db[:, 1:-1] + db[:, :-2])
+            got = self._levels[pool] = (db, curv)
+        return got
 
 
 def parse(fp: bytes) -> Contour:
-    """The contour a fingerprint holds."""
+    """The contour a fingerprint holds.
+
+    Raises:
+        ValueError: not a fingerprint of this format.
+    """
+    if len(fp) < _HEADER.size:
+        raise ValueError("fingerprint too short")
     fmt, bands, log2_pool, frames, duration_ms = _HEADER.unpack_from(fp)
-    if fmt != FORMAT:
-        raise ValueError(f"unknown fingerprint format {fmt}")
+    if fmt != FORMAT or len(fp) != _HEADER.size + bands * frames:
+        raise ValueError(f"not a format-{FORMAT} fingerprint")
     q = np.frombuffer(fp, dtype=np.uint8, offset=_HEADER.size, count=bands * frames)
-    pool = 1 << log2_pool
-    return Contour(db=q.reshape(bands, frames).astype(np.float32) * -DB_STEP, pool=pool,
-                   frame_rate=_base_rate() / pool, duration_s=duration_ms / 1000.0)
+    return Contour(db=q.reshape(bands, frames).astype(np.float32) * np.float32(-DB_STEP),
+                   pool=1 << log2_pool, duration_s=duration_ms / 1000.0, key=bytes(fp))
 
 
-def _repool(c: Contour, pool: int) -> np.ndarray:
-    if pool == c.pool:
-        return c.db
-    power = 10.0 ** (c.db / 10.0)
-    db = 10.0 * np.log10(np.maximum(_pool(power, pool // c.pool), 1e-12))
-    return np.maximum(db - db.max(), FLOOR_DB)
-
-
-CURV_TOL = 0.5
-MIN_COVER = 0.5
-
+# -- comparing two fingerprints -----------------------------------------------------------------
 
 def similarity(fp_a: bytes, fp_b: bytes) -> float:
-    """How likely two fingerprints are the same recording, in [0, 1]."""
+    """How surely two fingerprints are the same recording, in [0, 1] (symmetric).
+
+    About 1 for a copy (re-encoded, gain-changed, trimmed by up to ``max_trim_s``, resampled);
+    0 when the durations differ by more than a trim.
+    """
     return contour_similarity(parse(fp_a), parse(fp_b))
 
 
-def _curvature(x: np.ndarray) -> np.ndarray:
-    """|second difference| per cell (0 at the ends), shape as ``x``: how far a line through
-    the neighbours can be from the contour between frames."""
-    c = np.zeros_like(x)
-    c[:, 1:-1] = np.abs(x[:, 2:] - 2.0 * x[:, 1:-1] + x[:, :-2])
-    return c
+def contour_similarity(a: Contour, b: Contour) -> float:
+    """``similarity`` of parsed fingerprints (reuse parsed contours when comparing many)."""
+    mismatch_db, outside_s = contour_mismatch(a, b)
+    return _score(mismatch_db, outside_s, max(a.pool, b.pool))
 
 
-def _at(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """``x`` at fractional frame positions (linear interpolation); pos within [0, n-1]."""
-    i0 = np.minimum(np.floor(pos).astype(int), x.shape[1] - 2) if x.shape[1] > 1 else \
-        np.zeros(len(pos), dtype=int)
-    if x.shape[1] == 1:
-        return x[:, i0]
-    f = (pos - i0).astype(np.float32)
-    return x[:, i0] * (1.0 - f) + x[:, i0 + 1] * f
+def _score(mismatch_db: float, outside_s: float, pool: int) -> float:
+    if not np.isfinite(mismatch_db):
+        return 0.0
+    # the shorter sound must lie within the longer one: a loop rotated by a 16th matches
+    # itself at that lag but holds other audio at its end
+    slack_s = 0.5 * pool / _base_rate() + 0.02
+    penalty = max(0.0, 1.0 - max(0.0, outside_s - slack_s) / 0.1)
+    return float(np.clip(np.exp(-mismatch_db / SCORE_SCALE_DB) * penalty, 0.0, 1.0))
 
 
-def _compare(A, B, cA, cB, lag: float, rate: float, a_dur: float, b_dur: float,
-             edge: int) -> float:
-    """Mismatch in dB of a[:, t] against b at frame t - lag (see ``contour_mismatch``)."""
+def _outside_s(a_dur: float, b_dur: float, start_b: float) -> float:
+    """Seconds of the shorter sound outside the longer one when b starts at ``start_b`` on
+    a's time line."""
+    end_b = start_b + b_dur
+    if a_dur >= b_dur:
+        return max(0.0, -start_b) + max(0.0, end_b - a_dur)
+    return max(0.0, start_b) + max(0.0, a_dur - end_b)
+
+
+def contour_mismatch(a: Contour, b: Contour) -> tuple[float, float]:
+    """Compare two contours at their best alignment (the one ``similarity`` scores highest;
+    of equals, the smallest shift).
+
+    Returns:
+        (mean level difference in dB, seconds of the shorter sound lying outside the longer
+        one at that alignment); (inf, inf) when they cannot be copies (durations too far
+        apart, too little overlap, silence against sound).
+    """
+    if b.key < a.key:
+        a, b = b, a  # one order for every pair, so similarity is symmetric
+    na, nb = a.db.shape[1], b.db.shape[1]
+    if na == 0 or nb == 0:
+        same = na == nb and abs(a.duration_s - b.duration_s) <= 0.01
+        return (0.0, 0.0) if same else (np.inf, np.inf)
+    allowed_s = max_trim_s(max(a.duration_s, b.duration_s))
+    if abs(a.duration_s - b.duration_s) > allowed_s + 0.01:
+        return np.inf, np.inf
+    pool = max(a.pool, b.pool)
+    rate = _base_rate() / pool
+    A, cA = a.levels(pool)
+    B, cB = b.levels(pool)
+    edge = 2 if pool == 1 else 1  # frames whose window reaches past the sound's ends
+    max_lag = int(np.ceil((allowed_s + 0.01) * rate))
+    args = (A, B, cA, cB, rate, a.duration_s, b.duration_s, edge)
+    best = (-1.0, 0.0, np.inf, np.inf, 0.0)  # score, -|lag|, mismatch, outside, lag
+
+    def consider(lag: float) -> None:
+        nonlocal best
+        m = _compare(*args, lag)
+        out = _outside_s(a.duration_s, b.duration_s, lag / rate)
+        cand = (_score(m, out, pool), -abs(lag), m, out, lag)
+        if cand[:2] > best[:2]:
+            best = cand
+
+    for lag in range(-max_lag, max_lag + 1):
+        consider(float(lag))
+    if not np.isfinite(best[2]):
+        return np.inf, np.inf
+    whole = best[4]
+    for frac in (-0.5, -0.25, 0.25, 0.5):
+        consider(whole + frac)
+    return best[2], best[3]
+
+
+def _frames_at(x: np.ndarray, start: float, n: int) -> np.ndarray:
+    """``x`` at frames start, start + 1, ..., start + n - 1 (linear interpolation)."""
+    i0 = int(np.floor(start + 1e-6))
+    f = start - i0
+    if f < 1e-6:
+        return x[:, i0:i0 + n]
+    return x[:, i0:i0 + n] * np.float32(1.0 - f) + x[:, i0 + 1:i0 + 1 + n] * np.float32(f)
+
+
+def _compare(A: np.ndarray, B: np.ndarray, cA: np.ndarray, cB: np.ndarray, rate: float,
+             a_dur: float, b_dur: float, edge: int, lag: float) -> float:
+    """Weighted mean level difference in dB of a[:, t] against b at frame t - lag."""
     na, nb = A.shape[1], B.shape[1]
-    t = np.arange(na)
-    pos = t - lag
-    ok = (pos >= 0) & (pos <= nb - 1)
+    lo_a, hi_a = 0, na - 1
+    lo_b, hi_b = 0.0, nb - 1.0
+    # frames whose window held zero padding in one sound but audio in the other
     if lag > 0.5:
-        ok &= pos >= edge  # b starts later: its first frames hold zero padding a does not
+        lo_b = float(edge)
     elif lag < -0.5:
-        ok &= t >= edge
+        lo_a = edge
     end_b = lag / rate + b_dur
     if end_b < a_dur - 0.5 / rate:
-        ok &= pos <= nb - 1 - edge
+        hi_b = nb - 1.0 - edge
     elif end_b > a_dur + 0.5 / rate:
-        ok &= t <= na - 1 - edge
-    if ok.sum() < max(1, MIN_COVER * min(na, nb)):
+        hi_a = na - 1 - edge
+    t0 = max(lo_a, int(np.ceil(lo_b + lag - 1e-6)))
+    t1 = min(hi_a, int(np.floor(hi_b + lag + 1e-6)))
+    n = t1 - t0 + 1
+    if n < max(1.0, MIN_COVER * min(na, nb)):
         return np.inf
-    t, pos = t[ok], pos[ok]
-    xa, xb = A[:, t], _at(B, pos)
-    # the gain difference, from cells well above both floors
+    xa = A[:, t0:t1 + 1]
+    xb = _frames_at(B, t0 - lag, n)
     loud = (xa > FLOOR_DB + OFFSET_MARGIN_DB) & (xb > FLOOR_DB + OFFSET_MARGIN_DB)
-    if not loud.any():
+    w = ((np.maximum(xa, xb) - FLOOR_DB) * (1.0 / -FLOOR_DB)) ** 2 * loud
+    sw = float(w.sum())
+    if sw <= 0:
         return np.inf
-    w = ((np.maximum(xa, xb) - FLOOR_DB) / -FLOOR_DB) ** W_EXP * loud
-    off = float((w * (xa - xb)).sum() / w.sum())
-    # each is normalized to its own loudest cell, so after the offset their floors differ: a
-    # copy missing a loud attack (a trim) resolves its tail further down; compare above the
-    # higher floor only
-    floor = FLOOR_DB + max(off, 0.0)
+    off = float((w * (xa - xb)).sum()) / sw  # the gain difference
+    # each contour is relative to its own loudest cell, so after the offset their floors
+    # differ: compare above the higher one
     top = max(off, 0.0)
+    floor = FLOOR_DB + top
     xa = np.maximum(xa, floor)
     xb = np.maximum(xb + off, floor)
     lvl = np.maximum(xa, xb)
-    w = ((lvl - floor) / (top - floor)) ** W_EXP
-    if LOCAL_R:
-        # an encoder's noise sits under each frame's loudest band (masking): cells far below
-        # it say little
-        w *= np.clip(1.0 - (lvl.max(axis=0) - lvl) / LOCAL_R, 0.0, 1.0)
+    w = ((lvl - floor) * (1.0 / (top - floor))) ** 2
+    w *= np.clip(1.0 - (lvl.max(axis=0) - lvl) * (1.0 / LOCAL_RANGE_DB), 0.0, 1.0)
     sw = float(w.sum())
     if sw <= 0:
         return np.inf
     d = xa - xb
-    d -= float((w * d).sum() / sw)
-    tol = CURV_TOL * np.maximum(cA[:, t], _at(cB, pos))
-    return float((w * np.maximum(np.abs(d) - tol, 0.0)).sum() / sw)
+    d -= float((w * d).sum()) / sw
+    tol = np.maximum(cA[:, t0:t1 + 1], _frames_at(cB, t0 - lag, n))
+    tol *= CURV_TOL
+    return float((w * np.maximum(np.abs(d) - tol, 0.0)).sum()) / sw
 
 
-def contour_mismatch(a: Contour, b: Contour) -> tuple[float, float]:
-    """(mean level difference in dB at the best alignment, seconds of the shorter sound that
-    lie outside the longer one); (inf, inf) when they cannot be copies."""
-    na, nb = a.db.shape[1], b.db.shape[1]
-    if na == 0 or nb == 0:
-        return (0.0, 0.0) if na == nb == 0 else (np.inf, np.inf)
-    allowed = max_trim_s(max(a.duration_s, b.duration_s))
-    if abs(a.duration_s - b.duration_s) > allowed + 0.01:
-        return np.inf, np.inf
-    pool = max(a.pool, b.pool)
-    rate = _base_rate() / pool
-    A, B = _repool(a, pool), _repool(b, pool)
-    edge = 2 if pool == 1 else 1  # frames whose window reaches past the sound's ends
-    cA, cB = _curvature(A), _curvature(B)
-    max_lag = int(np.ceil((allowed + 0.01) * rate))
-    args = (A, B, cA, cB)
-    kw = dict(rate=rate, a_dur=a.duration_s, b_dur=b.duration_s, edge=edge)
-    scores = [(_compare(*args, lag=float(lag), **kw), lag)
-              for lag in range(-max_lag, max_lag + 1)]
-    mad, lag = min(scores)
-    best = float(lag)
-    if not np.isfinite(mad):
-        return np.inf, np.inf
-    for frac in (-0.5, -0.25, 0.25, 0.5):
-        m = _compare(*args, lag=lag + frac, **kw)
-        if m < mad:
-            mad, best = m, lag + frac
-    lag_s = best / rate
-    # the shorter sound must lie within the longer one, give or take the trim: a loop rotated
-    # by a 16th matches itself at that lag but holds other audio at its end
-    start_b, end_b = lag_s, lag_s + b.duration_s
-    if a.duration_s >= b.duration_s:
-        outside = max(0.0, -start_b) + max(0.0, end_b - a.duration_s)
+# -- grouping --------------------------------------------------------------------------------
+
+class UnionFind:
+    """Disjoint sets over 0..n-1 (path halving, union by size)."""
+
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+        self.size = [1] * n
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(self, i: int, j: int) -> bool:
+        ri, rj = self.find(i), self.find(j)
+        if ri == rj:
+            return False
+        if self.size[ri] < self.size[rj]:
+            ri, rj = rj, ri
+        self.parent[rj] = ri
+        self.size[ri] += self.size[rj]
+        return True
+
+    def groups(self) -> list[list[int]]:
+        """Sets of two or more, each sorted, in order of their smallest member."""
+        out: dict[int, list[int]] = {}
+        for i in range(len(self.parent)):
+            out.setdefault(self.find(i), []).append(i)
+        return sorted((g for g in out.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def candidate_pairs(contours: Sequence[Contour], *, k: int = 10) -> set[tuple[int, int]]:
+    """Pairs worth verifying without a vector index: for each contour, the ``k`` nearest by
+    mean band level among those whose duration is within a trim of its own.
+
+    Returns:
+        pairs (i, j) with i < j, indices into ``contours``.
+    """
+    n = len(contours)
+    if n < 2:
+        return set()
+    dur = np.array([c.duration_s for c in contours])
+    prof = np.zeros((n, N_BANDS), dtype=np.float32)
+    for i, c in enumerate(contours):
+        if c.db.shape[1]:
+            p = 10.0 * np.log10(np.maximum((10.0 ** (c.db / 10.0)).mean(axis=1), 1e-20))
+            prof[i] = np.maximum(p - p.max(), -60.0)
+    order = np.argsort(dur, kind="stable")
+    ds = dur[order]
+    pairs: set[tuple[int, int]] = set()
+    for pos, i in enumerate(order):
+        hi = np.searchsorted(ds, ds[pos] + max_trim_s(ds[pos] * 1.7) + 0.011, side="right")
+        lo = np.searchsorted(ds, ds[pos] - max_trim_s(ds[pos]) - 0.011, side="left")
+        window = order[lo:hi]
+        window = window[window != i]
+        if not len(window):
+            continue
+        if len(window) > k:
+            d = prof[window] - prof[i]
+            d -= np.median(d, axis=1, keepdims=True)  # gain
+            dist = np.abs(d).mean(axis=1)
+            window = window[np.argpartition(dist, k)[:k]]
+        for j in window:
+            pairs.add((int(min(i, j)), int(max(i, j))))
+    return pairs
+
+
+def near_groups(contours: Sequence[Contour], pairs: Iterable[tuple[int, int]], *,
+                threshold: float = DEFAULT_THRESHOLD,
+                same: Callable[[int, int], bool] | None = None,
+                ) -> tuple[list[list[int]], dict[tuple[int, int], float]]:
+    """Verify candidate pairs and group the ones that hold.
+
+    Args:
+        contours: parsed fingerprints.
+        pairs: candidate (i, j) index pairs (either order, repeats allowed).
+        threshold: the least similarity of a duplicate pair.
+        same: ``same(i, j)`` True for pairs that are not near duplicates by definition (two
+            segments of one file, two files with the same content).
+
+    Returns:
+        (groups of indices, {(i, j): similarity} of the pairs at or above ``threshold``, i < j).
+    """
+    uf = UnionFind(len(contours))
+    found: dict[tuple[int, int], float] = {}
+    seen: set[tuple[int, int]] = set()
+    for i, j in pairs:
+        i, j = (i, j) if i < j else (j, i)
+        if i == j or (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if same is not None and same(i, j):
+            continue
+        s = contour_similarity(contours[i], contours[j])
+        if s >= threshold:
+            found[(i, j)] = s
+            uf.union(i, j)
+    return uf.groups(), found
+
+
+# -- the library ---------------------------------------------------------------------------
+
+@dataclass
+class DuplicateMember:
+    """One file (exact groups) or segment (near groups) of a duplicate group."""
+
+    path: str
+    file_id: int
+    segment_id: int | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+
+
+@dataclass
+class DuplicateGroup:
+    """Files with the same content ("exact") or segments that are copies ("near").
+
+    Attributes:
+        kind: "exact" or "near".
+        members: sorted by path.
+        similarity: for near groups, the least similarity among the verified pairs that
+            joined the group (1.0 for exact groups).
+        content_hash: for exact groups, the shared hash.
+    """
+
+    kind: str
+    members: list[DuplicateMember]
+    similarity: float = 1.0
+    content_hash: str | None = None
+
+
+@dataclass
+class DuplicateReport:
+    """What ``find_duplicates`` found."""
+
+    exact: list[DuplicateGroup] = field(default_factory=list)
+    near: list[DuplicateGroup] = field(default_factory=list)
+    threshold: float = DEFAULT_THRESHOLD
+    segments_compared: int = 0
+    pairs_verified: int = 0
+    segments_without_fingerprint: int = 0
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (``loopmind dupes --json``)."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """Human-readable lines for the CLI."""
+        lines: list[str] = []
+        for title, groups in (("exact duplicates (same content)", self.exact),
+                              ("near duplicates (same sound)", self.near)):
+            lines.append(f"{title}: {len(groups)} group{'s' * (len(groups) != 1)}")
+            for n, g in enumerate(groups, 1):
+                head = f"  [{n}]" + ("" if g.kind == "exact" else f" similarity {g.similarity:.2f}")
+                lines.append(head)
+                for m in g.members:
+                    where = "" if m.segment_id is None else \
+                        f"  (segment {m.segment_id}, {m.start_s:.2f}-{m.end_s:.2f} s)"
+                    lines.append(f"      {m.path}{where}")
+        if self.segments_without_fingerprint:
+            lines.append(f"{self.segments_without_fingerprint} segments have no fingerprint yet "
+                         "(indexed by an older version): rescan to include them")
+        return "\n".join(lines)
+
+
+VectorSearch = Callable[[int, int], Iterable]
+
+
+def find_duplicates(library, *, threshold: float = DEFAULT_THRESHOLD,
+                    vector_search: VectorSearch | None = None, k: int = 10,
+                    exact_only: bool = False) -> DuplicateReport:
+    """Exact and near duplicates in a library.
+
+    Exact groups are files with status "ok" sharing a content hash. Near groups are segments
+    whose fingerprints are at least ``threshold`` similar, over candidate pairs: each
+    segment's ``k`` nearest neighbours from ``vector_search(segment_id, k)`` (an iterable of
+    ``(segment_id, score)``), or, when that is None, ``candidate_pairs`` over the stored
+    fingerprints. Segments of one file never pair, and of files with the same content only
+    the first (lowest id) takes part, so a near group never repeats an exact one.
+
+    Args:
+        library: a ``loopmind.library.db.Library``.
+        threshold: least similarity of a near-duplicate pair.
+        vector_search: nearest neighbours by embedding, or None.
+        k: neighbours per segment.
+        exact_only: skip near duplicates.
+    """
+    from sqlmodel import select
+
+    from loopmind.library.models import AudioFile, Segment
+
+    report = DuplicateReport(threshold=threshold)
+    with library.session() as session:
+        files = session.exec(select(AudioFile.id, AudioFile.path, AudioFile.content_hash).where(
+            AudioFile.status == "ok")).all()
+    by_hash: dict[str, list[tuple[int, str]]] = {}
+    for fid, path, h in files:
+        if h:
+            by_hash.setdefault(h, []).append((fid, path))
+    twin_of: dict[int, int] = {}  # file id -> the lowest file id with its content
+    for h, group in by_hash.items():
+        group.sort()
+        for fid, _ in group:
+            twin_of[fid] = group[0][0]
+        if len(group) > 1:
+            report.exact.append(DuplicateGroup(
+                kind="exact", content_hash=h,
+                members=sorted((DuplicateMember(path=p, file_id=f) for f, p in group),
+                               key=lambda m: m.path)))
+    report.exact.sort(key=lambda g: g.members[0].path)
+    if exact_only:
+        return report
+
+    paths = {fid: path for fid, path, _ in files}
+    with library.session() as session:
+        rows = session.exec(
+            select(Segment.id, Segment.file_id, Segment.start_s, Segment.end_s,
+                   Segment.fingerprint)
+            .join(AudioFile, AudioFile.id == Segment.file_id)
+            .where(AudioFile.status == "ok")).all()
+    seg_ids: list[int] = []
+    seg_file: list[int] = []
+    spans: list[tuple[float, float]] = []
+    contours: list[Contour] = []
+    for sid, fid, start_s, end_s, fp in rows:
+        if twin_of.get(fid, fid) != fid:
+            continue  # an exact copy: its first file stands for it
+        if fp is None:
+            report.segments_without_fingerprint += 1
+            continue
+        try:
+            c = parse(fp)
+        except ValueError:
+            report.segments_without_fingerprint += 1
+            continue
+        seg_ids.append(int(sid))
+        seg_file.append(int(fid))
+        spans.append((float(start_s), float(end_s)))
+        contours.append(c)
+    report.segments_compared = len(contours)
+    index_of = {sid: i for i, sid in enumerate(seg_ids)}
+
+    if vector_search is None:
+        pairs: Iterable[tuple[int, int]] = candidate_pairs(contours, k=k)
     else:
-        outside = max(0.0, start_b) + max(0.0, a.duration_s - end_b)
-    return mad, outside
-
-
-def contour_similarity(a: Contour, b: Contour) -> float:
-    """``similarity`` of parsed fingerprints."""
-    mad, outside = contour_mismatch(a, b)
-    if not np.isfinite(mad):
-        return 0.0
-    slack = 0.5 / (_base_rate() / max(a.pool, b.pool)) + 0.02
-    penalty = max(0.0, outside - slack)
-    return float(np.clip(np.exp(-mad) * max(0.0, 1.0 - penalty / 0.1), 0.0, 1.0))
+        pairs = set()
+        for i, sid in enumerate(seg_ids):
+            for hit in vector_search(sid, k) or ():
+                j = index_of.get(int(hit[0]))
+                if j is not None and j != i:
+                    pairs.add((min(i, j), max(i, j)))
+    pairs = sorted(pairs)
+    report.pairs_verified = sum(1 for i, j in pairs if seg_file[i] != seg_file[j])
+    groups, found = near_groups(contours, pairs, threshold=threshold,
+                                same=lambda i, j: seg_file[i] == seg_file[j])
+    for g in groups:
+        members = sorted((DuplicateMember(path=paths[seg_file[i]], file_id=seg_file[i],
+                                          segment_id=seg_ids[i], start_s=spans[i][0],
+                                          end_s=spans[i][1]) for i in g),
+                         key=lambda m: (m.path, m.start_s))
+        inside = set(g)
+        sims = [s for (i, j), s in found.items() if i in inside]
+        report.near.append(DuplicateGroup(kind="near", members=members,
+                                          similarity=round(min(sims), 4)))
+    report.near.sort(key=lambda g: (g.members[0].path, g.members[0].start_s))
+    return report

@@ -69,7 +69,8 @@ async def test_empty_library_gets_the_demo_library(make_app, tmp_path, monkeypat
         return sorted(dest.rglob("*.wav"))
 
     monkeypatch.setattr(loopmind.demo, "build_demo_library", fake_demo)
-    settings = app_settings(tmp_path / "home")
+    # two analysis processes: the pool's helpers must start before Textual takes stderr
+    settings = app_settings(tmp_path / "home", LOOPMIND_WORKERS="2")
     hook = Messages()
     app = make_app(settings, demo=True, watch=True)
     async with app.run_test(size=SIZE, message_hook=hook) as pilot:

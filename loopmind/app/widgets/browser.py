@@ -76,24 +76,19 @@ class Browser(ForwardsWorkerErrors, Vertical):
     def table(self) -> SampleTable:
         return self.query_one(SampleTable)
 
-    def attach(self, library, catalog, folders: list[str], roles: list[str]) -> None:
-        """Start browsing ``library`` (its vector ``catalog`` may be None)."""
+    def attach(self, library, folders: list[str]) -> None:
+        """Start browsing ``library`` (its vector index, ``catalog``, comes later)."""
         self.library = library
-        self.catalog = catalog
         self._searcher = None
         self.table.library = library
         self.query_one(FolderTree).set_folders(folders)
-        self.query_one(SearchBox).set_roles(roles)
         self.run_query()
 
-    def refresh_library(self, folders: list[str] | None = None,
-                        roles: list[str] | None = None) -> None:
-        """The library changed (a scan or the watcher): run the current query again."""
-        if folders is not None:
-            self.query_one(FolderTree).set_folders(folders)
-        if roles is not None:
-            self.query_one(SearchBox).set_roles(roles)
-        self.run_query()
+    def show_folders(self, folders: list[str]) -> None:
+        self.query_one(FolderTree).set_folders(folders)
+
+    def show_roles(self, roles: list[str]) -> None:
+        self.query_one(SearchBox).set_roles(roles)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -111,7 +106,7 @@ class Browser(ForwardsWorkerErrors, Vertical):
         self.post_message(SoundsFound(find_ids(self.library, query)))
 
     def searcher(self):
-        if self._searcher is None:
+        if self._searcher is None or self._searcher._catalog is not self.catalog:
             from loopmind.index.search import Searcher
 
             self._searcher = Searcher(self.library, self.catalog)
@@ -177,14 +172,24 @@ class Browser(ForwardsWorkerErrors, Vertical):
           description="drawing the waveform")
     def _draw_waveform(self, hit) -> None:
         from loopmind.app.envelope import segment_envelope
+        from loopmind.app.workers import one_line
+        from loopmind.errors import LoopMindError
 
-        lo, hi = segment_envelope(hit.path, hit.start_s, hit.end_s)
+        try:
+            lo, hi = segment_envelope(hit.path, hit.start_s, hit.end_s)
+        except LoopMindError as exc:  # a file gone or unreadable: said in place of the picture
+            self.post_message(WaveformComputed(hit.id, None, None, error=one_line(exc)))
+            return
         self.post_message(WaveformComputed(hit.id, lo, hi))
 
     def on_waveform_computed(self, event: WaveformComputed) -> None:
         event.stop()
         hit = self._pending_hit
-        if hit is not None and hit.id == event.segment_id:
+        if hit is None or hit.id != event.segment_id:
+            return
+        if event.error:
+            self.query_one(Waveform).clear(f"cannot draw it: {event.error}")
+        else:
             self.query_one(Waveform).show(event.segment_id, event.lo, event.hi)
 
     # -- actions on the selection ------------------------------------------------------------

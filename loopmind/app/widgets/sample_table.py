@@ -16,7 +16,6 @@ import os
 from collections import OrderedDict
 
 from rich.segment import Segment
-from rich.style import Style
 from textual import events, work
 from textual.binding import Binding
 from textual.geometry import Size
@@ -24,9 +23,9 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from loopmind.app.pager import PAGE_ROWS
 from loopmind.app.messages import (AuditionSound, DragStarted, PageLoaded, SoundDropped,
                                    SoundHighlighted)
+from loopmind.app.pager import PAGE_ROWS
 from loopmind.app.workers import ForwardsWorkerErrors
 
 PAGES_KEPT = 40

@@ -10,7 +10,7 @@ from textual.widget import Widget
 
 
 class Waveform(Widget):
-    """Shows ``caption`` on its first line and the envelope below it."""
+    """Shows the envelope of one segment, or a caption when there is none."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -19,10 +19,9 @@ class Waveform(Widget):
         self._hi = None
         self._caption = "no sound selected"
 
-    def show(self, segment_id: int, lo, hi, caption: str = "") -> None:
+    def show(self, segment_id: int, lo, hi) -> None:
         self.segment_id = segment_id
         self._lo, self._hi = lo, hi
-        self._caption = caption
         self.set_class(False, "-empty")
         self.refresh()
 
@@ -36,7 +35,7 @@ class Waveform(Widget):
     def render(self) -> Text:
         width, height = self.content_size.width, self.content_size.height
         if self._lo is None or height < 1:
-            return Text(self._caption, no_wrap=True, overflow="ellipsis")
+            return Text(self._caption, overflow="ellipsis")
         from loopmind.app.envelope import braille
 
         lines = braille(self._lo, self._hi, width, max(1, height))
