@@ -284,10 +284,12 @@ def main() -> None:
     import numpy as np
 
     from benchmarks.bench_search import build_library
+    from loopmind.app.pager import PAGE_ROWS
     from benchmarks.common import machine, write_result
     from loopmind.config import set_settings
     from loopmind.library.indexer import Indexer
 
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         home = os.path.join(tmp, "home")
         settings = _settings(home)
@@ -317,7 +319,8 @@ def main() -> None:
     lines = [
         "# The studio at library scale",
         "",
-        f"Machine: {machine()}. {res['rows']:,} segments in the browser ({args.segments:,} "
+        f"Machine: {machine()} (load average {load:.1f} at the start). "
+        f"{res['rows']:,} segments in the browser ({args.segments:,} "
         f"bulk-inserted + the demo library's Keys folder indexed for real; building took "
         f"{build_s:.0f} s). Headless `run_test` at {SIZE[0]} x {SIZE[1]}, offline audio engine, "
         "no watcher.",
@@ -360,11 +363,13 @@ def main() -> None:
         f"p95 {_ms(lag_all, 95):.1f} ms, max {max(lag_all) * 1000:.1f} ms while rows and "
         f"queries were read in workers "
         f"({'met' if max(lag_all) < 0.1 else 'NOT met'}: no frame held up by 100 ms or more); "
-        f"pages are {200} rows read by id, so a jump costs the same anywhere in the table.",
+        f"pages are {PAGE_ROWS} rows read by id, so a jump costs the same anywhere in the table.",
         f"- audition of a cached sound within 150 ms of the key press: prepared "
         f"p95 {_ms(a['memory'], 95):.1f} ms, from the disk cache p95 {_ms(a['disk'], 95):.1f} ms "
-        f"({'met' if _ms(a['disk'], 95) <= 150 else 'NOT met'}), before the output device's "
-        "own latency (PortAudio's high-latency setting, typically 20-90 ms).",
+        f"({'met' if _ms(a['disk'], 95) <= 150 else 'NOT met'}); the output device's own "
+        "latency (`Engine.latency_s`, PortAudio's \"high\" setting) comes on top. A sound "
+        "never auditioned at this tempo is stretched on the key press: "
+        f"p95 {_ms(a['cold'], 95):.0f} ms.",
         "",
         "Run: `python benchmarks/bench_app.py`.",
     ]

@@ -502,8 +502,12 @@ def main(argv: list[str] | None = None) -> None:
     t = time.time()
     groups_fb, _ = dupes.near_groups(contours, cand_fb, threshold=thr)
     verify_s = time.time() - t
+    cand_fb20 = dupes.candidate_pairs(contours, k=20)
+    groups_fb20, _ = dupes.near_groups(contours, cand_fb20, threshold=thr)
     cand_emb = knn_pairs(emb, 10)
     groups_emb, _ = dupes.near_groups(contours, cand_emb, threshold=thr)
+    cand_emb20 = knn_pairs(emb, 20)
+    groups_emb20, _ = dupes.near_groups(contours, cand_emb20, threshold=thr)
 
     def cand_recall(cands: set, subset: set[int]) -> str:
         item_of = {(o, k): n for n, (o, k) in enumerate(zip(items.orig_idx, items.kind))}
@@ -521,7 +525,9 @@ def main(argv: list[str] | None = None) -> None:
         res[name] = {
             "ours": pair_metrics(items, pairs, scores, thr, subset),
             "ours_fb": group_metrics(items, groups_fb, subset),
+            "ours_fb20": group_metrics(items, groups_fb20, subset),
             "ours_emb": group_metrics(items, groups_emb, subset),
+            "ours_emb20": group_metrics(items, groups_emb20, subset),
             "peer": pair_metrics(items, peer_pairs, peer_scores, peer_thr, subset),
             "peer_w": pair_metrics(items, peer_w_pairs, peer_w_scores, peer_w_thr, subset),
         }
@@ -579,8 +585,10 @@ def main(argv: list[str] | None = None) -> None:
              f"{thr:.2f})", r["ours"], True),
             ("ours end to end, no vector index: `candidate_pairs` (k=10) → verify → "
              "union-find groups", r["ours_fb"], True),
+            ("the same with k=20", r["ours_fb20"], True),
             ("ours end to end with the embedding's 10 nearest (`features` embedder, as the "
              "CLI) → verify → groups", r["ours_emb"], True),
+            ("the same with k=20", r["ours_emb20"], True),
             (f"peer: MFCC-mean cosine ≥ {peer_thr:.4f}", r["peer"], True),
             (f"peer with our duration window, cosine ≥ {peer_w_thr:.4f}", r["peer_w"], True),
         ]
@@ -642,8 +650,12 @@ def main(argv: list[str] | None = None) -> None:
              f"{cand_recall(set(map(tuple, pairs.tolist())), every)} |")
     L.append(f"| `candidate_pairs`, k=10 (no vector index) | {len(cand_fb)} | "
              f"{cand_recall(cand_fb, every)} |")
+    L.append(f"| `candidate_pairs`, k=20 | {len(cand_fb20)} | "
+             f"{cand_recall(cand_fb20, every)} |")
     L.append(f"| embedding kNN, k=10 (`features` embedder) | {len(cand_emb)} | "
              f"{cand_recall(cand_emb, every)} |")
+    L.append(f"| embedding kNN, k=20 | {len(cand_emb20)} | "
+             f"{cand_recall(cand_emb20, every)} |")
     L.append("")
     L.append("Union-find recovers some pairs the candidates miss (A~B and B~C join A and C).\n")
 

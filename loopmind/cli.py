@@ -59,9 +59,10 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="loopmind")
 @click.pass_context
 def main(ctx: click.Context, home: str | None, workers: int | None) -> None:
-    """LoopMind: a loop and sample library that organizes itself.
+    """LoopMind: a loop and sample library that organizes itself and makes songs.
 
-    Run a subcommand; `loopmind demo` builds and indexes the demo library.
+    Without a subcommand (in a terminal) it opens the studio; `loopmind demo` builds the
+    demo library, indexes it and makes a song from it.
     """
     from dataclasses import replace
 

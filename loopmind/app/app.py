@@ -84,7 +84,7 @@ class LoopMindApp(LibraryJobs, Playback, App[None]):
         self.watch = watch
         self.demo = demo
         if (watch or demo) and settings.workers > 1:
-            pass  # start_process_helpers()
+            start_process_helpers()
         self._engine = engine
         self.audio: Audio | None = None
         self.library = None
@@ -169,6 +169,9 @@ class LoopMindApp(LibraryJobs, Playback, App[None]):
         if not isinstance(worker.error, LoopMindError):
             log.error("%s failed", what, exc_info=worker.error)
         self.post_message(m.WorkFailed(what, error))
+
+    def on_status_noted(self, event: m.StatusNoted) -> None:
+        self.status.say(event.text)
 
     def on_work_failed(self, event: m.WorkFailed) -> None:
         if not self.screen_stack:  # the app is closing
@@ -344,15 +347,15 @@ class LoopMindApp(LibraryJobs, Playback, App[None]):
     def _auto_mix(self, song) -> None:
         from loopmind.app.session import auto_mix_gains
 
-        self.post_message(m.SongMixed(0, auto_mix_gains(song, cache=self.stretch_cache(),
-                                                        workers=self.settings.workers)))
+        self.post_message(m.SongMixed(auto_mix_gains(song, cache=self.stretch_cache(),
+                                                     workers=self.settings.workers)))
 
     def on_song_mixed(self, event: m.SongMixed) -> None:
         from dataclasses import replace
 
         if not self.session.auto_mix:
             return
-        for name, mix in event.gains.items():
+        for name, mix in event.mixes.items():
             t = self.session.song.track(name)
             if t is not None:
                 t.mix = replace(mix, mute=t.mix.mute)

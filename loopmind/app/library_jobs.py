@@ -41,7 +41,7 @@ class LibraryJobs:
             from loopmind.index.catalog import Catalog
 
             catalog = Catalog(lib, on_message=lambda msg: self.post_message(
-                m.ScanFinished(f"note: {msg}")))
+                m.StatusNoted(msg)))
             self.post_message(m.CatalogOpened(catalog))
         except LoopMindError as exc:
             self.post_message(m.CatalogOpened(None, one_line(exc)))

@@ -324,12 +324,19 @@ class SongExported(Message):
 
 
 class SongMixed(Message):
-    """The auto-mixer set every track's mix (gain in dB by track)."""
+    """The auto-mixer decided every track's mix (``MixSettings`` by track name)."""
 
-    def __init__(self, version: int, gains: dict[str, float]) -> None:
+    def __init__(self, mixes: dict[str, Any]) -> None:
         super().__init__()
-        self.version = version
-        self.gains = gains
+        self.mixes = mixes
+
+
+class StatusNoted(Message):
+    """Something worth one line in the status bar happened ("vector index was stale; rebuilt")."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
 
 class WorkFailed(Message):

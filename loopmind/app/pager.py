@@ -85,38 +85,13 @@ def find_ids(library: "Library", query: BrowseQuery, *, limit: int = MAX_IDS) ->
     A tempo or key typed in the text becomes a filter, as in ``loopmind search``; when no sound
     has every word, sounds with any of them are listed with a note.
     """
-    from sqlalchemy import text
+    from loopmind.index.search import Searcher
 
-    from loopmind.index.search import Searcher, _sql_filters, parse_query
-
-    filters = query.filters()
-    terms = parse_query(query.text or "")
-    if terms.bpm and not filters.bpm:
-        filters = replace(filters, bpm=(terms.bpm * 0.97, terms.bpm * 1.03))
-    if terms.key and not filters.key:
-        filters = replace(filters, key=terms.key)
-    where, params = _sql_filters(filters)
+    found = Searcher(library).search_ids(query.text or "", filters=query.filters(),
+                                         limit=limit, list_all=True)
     label = query.describe()
-    note = None
-    with library.engine.connect() as conn:
-        if terms.words:
-            searcher = Searcher(library)
-            ids, _ = searcher._text_ids(conn, terms.words, where, params, limit, all_words=True)
-            if not ids and len(terms.words) > 1:
-                ids, _ = searcher._text_ids(conn, terms.words, where, params, limit,
-                                            all_words=False)
-                if ids:
-                    note = "no sound matches every word; showing partial matches"
-        else:
-            order = "f.path, s.\"index\""
-            if "blo" in params:
-                params = {**params, "mid": (params["blo"] + params["bhi"]) / 2}
-                order = "abs(coalesce(s.user_bpm, s.bpm) - :mid), " + order
-            rows = conn.execute(text(
-                "SELECT s.id FROM segment s JOIN audio_file f ON f.id = s.file_id "
-                f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit"),
-                {**params, "limit": limit}).all()
-            ids = [r[0] for r in rows]
+    ids = found.ids
+    note = found.notes[0] if found.notes else None
     if not ids:
         note = f"no sound matches {label}"
     return BrowseResult(label=label, ids=ids, note=note)
@@ -128,10 +103,9 @@ def fetch_page(library: "Library", result: BrowseResult, page: int) -> list["Hit
     known = [result.hits[i] for i in ids if i in result.hits]
     if len(known) == len(ids):
         return known
-    from loopmind.index.search import _hits
+    from loopmind.index.search import Searcher
 
-    with library.engine.connect() as conn:
-        return _hits(conn, ids)
+    return Searcher(library).hits(ids)
 
 
 def from_results(res: "Results", label: str) -> BrowseResult:

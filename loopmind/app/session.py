@@ -197,7 +197,8 @@ def render_stems(song: Song, names: set[str] | None, *, cache, workers: int = 1
 
 
 def auto_mix_gains(song: Song, *, cache, workers: int = 1) -> dict[str, Any]:
-    """Run the auto-mixer over a copy of the song; its mix settings by track name."""
+    """Run the auto-mixer over ``song`` (a copy: its mixes are replaced); the ``MixSettings``
+    it decided, by track name."""
     from loopmind.generate.mix import auto_mix
 
     stems, _ = render_stems(song, None, cache=cache, workers=workers)

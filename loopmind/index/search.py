@@ -276,6 +276,19 @@ def _hits(conn, ids: list[int], scores: dict[int, float] | None = None,
 # -- the searcher ---------------------------------------------------------------------------
 
 @dataclass
+class IdResults:
+    """What ``Searcher.search_ids`` found: ids best first, the filters in force (with the
+    query's tempo and key folded in), and why there is nothing when there is nothing."""
+
+    ids: list[int]
+    scores: dict[int, float] | None
+    filters: "Filters"
+    terms: "QueryTerms"
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class QueryTerms:
     """What a free-text query says: words to match, and filters read out of it."""
 
@@ -338,11 +351,16 @@ class Searcher:
 
     # -- text ------------------------------------------------------------------------------
 
-    def search(self, query: str, *, filters: Filters | None = None, limit: int = 20
-               ) -> Results:
-        """Full-text search over file names, folders and tags; a tempo or key in the query
-        becomes a filter. Words must all match; when nothing matches them all, the best
-        partial matches are shown with a note."""
+    def search_ids(self, query: str, *, filters: Filters | None = None, limit: int = 20,
+                   list_all: bool = False) -> "IdResults":
+        """The ids ``search`` would show, best first, without fetching their rows (the app's
+        browser pages through them).
+
+        A tempo or key in the query becomes a filter. Words must all match; when nothing
+        matches them all, the best partial matches are given with a note. With no words, the
+        sounds passing the filters are listed by path (nearest the tempo first); with nothing
+        at all, the whole library when ``list_all`` (a browser), else nothing and a reason.
+        """
         filters = filters or Filters()
         terms = parse_query(query or "")
         if terms.bpm and not filters.bpm:
@@ -352,28 +370,47 @@ class Searcher:
                                else (terms.bpm * 0.97, terms.bpm * 1.03))
         if terms.key and not filters.key:
             filters = _replace(filters, key=terms.key)
-        res = Results(hits=[], query=query, filters=filters.describe())
-        if not terms.words and not terms.bpm and not terms.key and filters.empty:
-            res.reason = "nothing to search for: the query has no words, tempo or key"
-            return res
+        out = IdResults(ids=[], scores=None, filters=filters, terms=terms)
+        if not terms.words and not terms.bpm and not terms.key and filters.empty \
+                and not list_all:
+            out.reason = "nothing to search for: the query has no words, tempo or key"
+            return out
         where, params = _sql_filters(filters)
         with self._connect() as conn:
-            ids, scores = self._text_ids(conn, terms.words, where, params, limit, all_words=True)
-            if not ids and len(terms.words) > 1:
-                ids, scores = self._text_ids(conn, terms.words, where, params, limit,
-                                             all_words=False)
-                if ids:
-                    res.notes.append("no sound matches every word; showing partial matches")
-            res.hits = _hits(conn, ids, scores)
-            if not res.hits and self._count_live(conn) == 0:
-                res.reason = "the library is empty: add a folder with `loopmind add FOLDER`"
-                return res
-        if self._text_vectors_active() and terms.words:
-            res.hits = self._fuse_text_vectors(" ".join(terms.words), res.hits, filters, limit)
-        if not res.hits:
-            res.reason = "no sound matches " + " and ".join(
-                x for x in (" ".join(terms.words) and f"'{' '.join(terms.words)}'",
-                            filters.describe()) if x)
+            out.ids, out.scores = self._text_ids(conn, terms.words, where, params, limit,
+                                                 all_words=True)
+            if not out.ids and len(terms.words) > 1:
+                out.ids, out.scores = self._text_ids(conn, terms.words, where, params, limit,
+                                                     all_words=False)
+                if out.ids:
+                    out.notes.append("no sound matches every word; showing partial matches")
+            if not out.ids:
+                if self._count_live(conn) == 0:
+                    out.reason = "the library is empty: add a folder with `loopmind add FOLDER`"
+                else:
+                    out.reason = "no sound matches " + " and ".join(
+                        x for x in (" ".join(terms.words) and f"'{' '.join(terms.words)}'",
+                                    filters.describe()) if x)
+        return out
+
+    def hits(self, ids: list[int], scores: dict[int, float] | None = None) -> list[Hit]:
+        """Rows for segment ids, in that order (ids of deleted segments are left out)."""
+        with self._connect() as conn:
+            return _hits(conn, list(ids), scores)
+
+    def search(self, query: str, *, filters: Filters | None = None, limit: int = 20
+               ) -> Results:
+        """Full-text search over file names, folders and tags (see ``search_ids``), with the
+        hits' rows; CLAP text-to-audio neighbours are fused in when that embedder is on."""
+        found = self.search_ids(query, filters=filters, limit=limit)
+        res = Results(hits=self.hits(found.ids, found.scores), query=query,
+                      filters=found.filters.describe(), reason=found.reason,
+                      notes=list(found.notes))
+        words = found.terms.words
+        if self._text_vectors_active() and words:
+            res.hits = self._fuse_text_vectors(" ".join(words), res.hits, found.filters, limit)
+            if res.hits:
+                res.reason = None
         return res
 
     def _ranked(self, conn, where, params, limit) -> list:

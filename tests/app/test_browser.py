@@ -144,13 +144,17 @@ async def test_more_like_this_and_fits_with(make_app):
         await wait_workers(pilot)
         assert table.row_count == 7
         _select(table, "chords_Amin_90bpm.wav")
-        await pilot.click("ActionButton", offset=(2, 0))  # "▶ audition" is first; fits is 4th
-        buttons = list(app.studio.query("ActionButton"))
+        buttons = list(app.studio.query("ActionButton"))  # audition, + rack, more, fits
         await pilot.click(buttons[3])
         await wait_workers(pilot)
         result = hook.of(m.SoundsFound)[-1].result
         assert result.label == "fits with chords_Amin_90bpm.wav"
         assert all(table.hit_at(i).role != "keys" for i in range(table.row_count))
+        table.cursor = 0
+        await pilot.click(buttons[1])  # + rack
+        await wait_workers(pilot)
+        assert [t.clips[0].segment_id for t in app.session.song.tracks] == \
+            [table.hit_at(0).id]
 
 
 @pilot_test
@@ -207,3 +211,29 @@ async def test_drag_a_sound_onto_the_rack_and_the_playlist(make_app):
         await pilot.click(SampleTable, offset=(4, chords_y))
         assert len(hook.of(m.SoundDropped)) == n
         assert app.studio.query_one(Browser).selection.path.endswith("chords_Amin_90bpm.wav")
+
+
+@pilot_test
+async def test_an_unexpected_worker_error_is_one_line_and_the_app_goes_on(make_app,
+                                                                          monkeypatch):
+    import loopmind.app.pager as pager
+
+    def broken(*a, **kw):
+        raise RuntimeError("disk on fire\nsecond line\nthird line")
+
+    hook = Messages()
+    app = make_app()
+    async with app.run_test(size=SIZE, message_hook=hook, notifications=True) as pilot:
+        await settle(pilot)
+        monkeypatch.setattr(pager, "find_ids", broken)
+        await pilot.press("ctrl+f", *"hat")
+        await wait_workers(pilot)
+        failed = hook.of(m.WorkFailed)[-1]
+        assert (failed.what, failed.error) == ("searching", "RuntimeError: disk on fire")
+        message = str(app.studio.query_one("#message").render())
+        assert message == "searching: RuntimeError: disk on fire"
+        assert any(n.message == "RuntimeError: disk on fire" for n in app._notifications)
+        monkeypatch.undo()
+        app.studio.query_one("#query", Input).value = "kick"
+        await wait_workers(pilot)
+        assert _names(app.studio.query_one(SampleTable)) == ["kick.wav"]

@@ -52,8 +52,9 @@ async def test_end_to_end_index_search_rack_generate_export(make_app, tmp_path):
 
     async with app.run_test(size=SIZE, message_hook=both) as pilot:
         # 1. index: the app's start-up scan, with progress in the status bar
-        await wait_for(pilot, lambda: hook.of(m.WatcherStarted), timeout=180,
-                       what="the start-up scan")
+        await wait_for(pilot, lambda: hook.of(m.WatcherStarted) or hook.of(m.WorkFailed),
+                       timeout=180, what="the start-up scan")
+        assert not hook.of(m.WorkFailed), hook.of(m.WorkFailed)[0].error
         await settle(pilot)
         assert hook.of(m.ScanProgressed) and hook.of(m.ScanFinished)
         table = app.studio.query_one(SampleTable)
@@ -63,7 +64,6 @@ async def test_end_to_end_index_search_rack_generate_export(make_app, tmp_path):
         await wait_workers(pilot)
         assert table.row_count == 1 and table.current.path.endswith("kick.wav")
         # 3. add to the rack
-        await pilot.press("tab")
         table.focus()
         await pilot.press("a")
         await wait_workers(pilot)

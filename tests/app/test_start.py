@@ -74,8 +74,9 @@ async def test_empty_library_gets_the_demo_library(make_app, tmp_path, monkeypat
     hook = Messages()
     app = make_app(settings, demo=True, watch=True)
     async with app.run_test(size=SIZE, message_hook=hook) as pilot:
-        await wait_for(pilot, lambda: hook.of(m.WatcherStarted), timeout=120,
-                       what="the scan and the watcher")
+        await wait_for(pilot, lambda: hook.of(m.WatcherStarted) or hook.of(m.WorkFailed),
+                       timeout=120, what="the scan and the watcher")
+        assert not hook.of(m.WorkFailed), hook.of(m.WorkFailed)[0].error
         await wait_workers(pilot)
         assert built == [settings.demo_dir]
         assert app.folders == [str(settings.demo_dir)]
@@ -99,8 +100,9 @@ async def test_watcher_follows_the_folder_while_the_app_is_open(make_app, tmp_pa
     hook = Messages()
     app = make_app(settings, watch=True)
     async with app.run_test(size=SIZE, message_hook=hook) as pilot:
-        await wait_for(pilot, lambda: hook.of(m.WatcherStarted), timeout=120,
-                       what="the scan and the watcher")
+        await wait_for(pilot, lambda: hook.of(m.WatcherStarted) or hook.of(m.WorkFailed),
+                       timeout=120, what="the scan and the watcher")
+        assert not hook.of(m.WorkFailed), hook.of(m.WorkFailed)[0].error
         await wait_workers(pilot)
         table = app.studio.query_one(SampleTable)
         assert table.row_count == 6
