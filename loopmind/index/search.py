@@ -414,18 +414,29 @@ class Searcher:
         return res
 
     def _ranked(self, conn, where, params, limit) -> list:
-        """Best full-text matches that pass the filters: rank the matches in the FTS table
-        alone and join only the best few hundred; all of them only if that was not enough."""
+        """Best full-text matches that pass the filters.
+
+        The matches are ranked in the FTS table alone; without filters only the best few
+        hundred are joined to their files; with filters they are checked against the (cached)
+        set of segments that pass them, taking more of the ranking until enough pass.
+        """
         rank = ("SELECT rowid AS rid, bm25(segment_text, 4.0, 1.0, 2.0) AS rank "
                 "FROM segment_text WHERE segment_text MATCH :match ORDER BY rank")
+        if len(where) > 1:
+            allowed = self._allowed(conn, where, params)
+            for cap in (limit * 25, limit * 500, None):
+                sql = rank + (" LIMIT :cap" if cap else "")
+                rows = conn.execute(text(sql), {"match": params["match"], "cap": cap}).all()
+                kept = [r for r in rows if r[0] in allowed][:limit]
+                if len(kept) >= limit or cap is None or len(rows) < cap:
+                    return kept
         # the full-text match drives the join (CROSS JOIN fixes the order)
         sql = (f"SELECT s.id, m.rank FROM ({rank} {{cap}}) m "
                "CROSS JOIN segment s ON s.id = m.rid "
                "CROSS JOIN audio_file f ON f.id = s.file_id "
                f"WHERE {' AND '.join(where)} ORDER BY m.rank LIMIT :limit")
-        cand = limit * (5 if len(where) == 1 else 25)
         rows = conn.execute(text(sql.format(cap="LIMIT :cand")),
-                            {**params, "limit": limit, "cand": cand}).all()
+                            {**params, "limit": limit, "cand": limit * 5}).all()
         if len(rows) < limit:
             rows = conn.execute(text(sql.format(cap="")), {**params, "limit": limit}).all()
         return rows
