@@ -23,7 +23,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -1189,18 +1188,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
     The temp name ends in ``.demo-part`` so a scanner watching the folder ignores it.
     """
+    from loopmind.fileio import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, data, suffix=_TMP_SUFFIX, fsync=False)
 
 
 def _remove_stale_temps(dest: Path) -> None:

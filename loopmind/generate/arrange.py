@@ -12,13 +12,12 @@ seeded generator, so a library, a prompt and a seed give the same song.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from loopmind.generate.pool import Pool, PoolError, PoolItem
-from loopmind.generate.song import Clip, Section, Song, Track
+from loopmind.generate.song import Clip, Song, Track
 
 # a role the pool lacks is played by a neighbour, when there is one
 ROLE_SUBSTITUTES: dict[str, tuple[str, ...]] = {

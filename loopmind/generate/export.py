@@ -30,6 +30,7 @@ import numpy as np
 
 from loopmind.errors import LoopMindError
 from loopmind.generate.song import Song
+from loopmind.fileio import fsync_dir as _fsync_dir
 
 SUBTYPE = "PCM_24"
 MASTER_NAME = "master.wav"
@@ -349,19 +350,6 @@ def _move_into_place(staging: Path, out_dir: Path, moves: list[str]) -> None:
     _fsync_dir(out_dir)
     if (out_dir / STEMS_DIR).is_dir():
         _fsync_dir(out_dir / STEMS_DIR)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _cleanup(staging: Path | None, created: list[Path]) -> None:

@@ -13,9 +13,9 @@ key signature and one marker per section. Then one track per song track, named a
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+from loopmind.fileio import atomic_write
 from loopmind.generate.song import STEPS_PER_BAR, Song
 
 PPQ = 480
@@ -124,17 +124,5 @@ def write_midi(song: Song, path: os.PathLike | str) -> Path:
     """
     path = Path(path)
     mid = build_midi(song)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            mid.save(file=fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda fh: mid.save(file=fh))
     return path

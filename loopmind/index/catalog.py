@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import bindparam, text
 
 from loopmind.errors import LoopMindError
+from loopmind.fileio import atomic_write
 from loopmind.library.db import Library
 
 log = logging.getLogger(__name__)
@@ -208,8 +209,8 @@ class Catalog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._index.save(self.path)
-                _atomic_write(self.state_path, json.dumps(
-                    {"seq": self._seq, "embedder": self.embedder_id}))
+                atomic_write(self.state_path, json.dumps(
+                    {"seq": self._seq, "embedder": self.embedder_id}).encode())
             except OSError as exc:
                 # a cache that cannot be written is rebuilt next time; the library is intact
                 self.on_message(f"could not save the vector index ({exc.strerror or exc})")
@@ -293,19 +294,6 @@ class Catalog:
 
 def index_checksum(index) -> str:
     return index.checksum
-
-
-def _atomic_write(path: Path, data: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _one_line(exc: BaseException) -> str:

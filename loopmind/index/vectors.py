@@ -43,6 +43,7 @@ from typing import Union
 import numpy as np
 
 from loopmind.errors import LoopMindError
+from loopmind.fileio import fsync_dir as _fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -873,20 +874,6 @@ def _verify_crc(mm: mmap.mmap, end: int, path: Path) -> None:
     (_magic, _len, expected) = _TRAILER.unpack(mm[end:end + _TRAILER.size])
     if crc != expected:
         raise IndexFileError(f"vector index {path} is corrupt (checksum mismatch)")
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (best effort: not every file system allows it)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_header(path: str | os.PathLike) -> dict:

@@ -8,7 +8,6 @@ channel count or sample rate; loudness is measured on the native-rate blocks on 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
@@ -21,6 +20,7 @@ import numpy as np
 
 from loopmind.errors import DecodeError, UnsupportedFormatError
 from loopmind.library.analysis.loudness import LoudnessMeter, LoudnessTrack
+from loopmind.fileio import quiet_stderr as _quiet_stderr
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
@@ -137,27 +137,6 @@ def _check_wav_complete(path: Path, size: int) -> None:
                 fh.seek(pos)
     except OSError:
         return
-
-
-@contextlib.contextmanager
-def _quiet_stderr(active: bool):
-    """Mute file descriptor 2 (libmpg123 prints resync notes for broken MP3s)."""
-    if not active:
-        yield
-        return
-    try:
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        yield
-        return
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def probe(path: os.PathLike | str) -> AudioInfo:

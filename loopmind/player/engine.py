@@ -27,12 +27,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
+from loopmind.fileio import quiet_stderr as _quiet_stderr
 
 log = logging.getLogger(__name__)
 
@@ -684,22 +684,3 @@ def _no_output_reason(exc: BaseException) -> str:
     if text.startswith("No output device matching"):
         text = "no output device matching" + text[len("No output device matching"):]
     return f"no audio output: {text}"
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Send fd 2 to /dev/null for the duration: ALSA and JACK print their probing of absent
-    devices there, which would scribble over a full-screen terminal app."""
-    try:
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        yield
-        return
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
