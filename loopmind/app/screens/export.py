@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label
+
+from loopmind.app.screens.dialog import FormDialog
 
 
 @dataclass(frozen=True)
@@ -17,10 +17,10 @@ class ExportRequest:
     flac: bool = False
 
 
-class ExportModal(ModalScreen[ExportRequest | None]):
+class ExportModal(FormDialog[ExportRequest | None]):
     """Returns an ``ExportRequest``, or None when cancelled."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    FIRST_FIELD = "#folder"
 
     def __init__(self, folder: str, *, flac: bool = False) -> None:
         super().__init__()
@@ -38,23 +38,6 @@ class ExportModal(ModalScreen[ExportRequest | None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Export", variant="primary", id="go")
                 yield Button("Cancel", id="cancel")
-
-    def on_mount(self) -> None:
-        self.query_one("#folder", Input).focus()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "go":
-            self._submit()
-        else:
-            self.dismiss(None)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._submit()
 
     def _submit(self) -> None:
         folder = self.query_one("#folder", Input).value.strip()

@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
+
+from loopmind.app.screens.dialog import FormDialog
 
 MODES = ("direct", "interpret", "hybrid")
 
@@ -26,10 +26,10 @@ class GenerateRequest:
     minutes: float | None = None
 
 
-class GenerateModal(ModalScreen[GenerateRequest | None]):
+class GenerateModal(FormDialog[GenerateRequest | None]):
     """Returns a ``GenerateRequest``, or None when cancelled."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    FIRST_FIELD = "#prompt"
 
     def __init__(self, folders: list[str], last: GenerateRequest | None = None) -> None:
         super().__init__()
@@ -61,23 +61,6 @@ class GenerateModal(ModalScreen[GenerateRequest | None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Generate", variant="primary", id="go")
                 yield Button("Cancel", id="cancel")
-
-    def on_mount(self) -> None:
-        self.query_one("#prompt", Input).focus()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "go":
-            self._submit()
-        else:
-            self.dismiss(None)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._submit()
 
     def _submit(self) -> None:
         request = self.request()
