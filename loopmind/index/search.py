@@ -413,7 +413,7 @@ class Searcher:
                 res.reason = None
         return res
 
-    def _ranked(self, conn, where, params, limit) -> list:
+    def _ranked(self, conn, where, params, match: str, limit: int) -> list:
         """Best full-text matches that pass the filters.
 
         The matches are ranked in the FTS table alone; without filters only the best few
@@ -424,9 +424,9 @@ class Searcher:
                 "FROM segment_text WHERE segment_text MATCH :match ORDER BY rank")
         if len(where) > 1:
             allowed = self._allowed(conn, where, params)
-            for cap in (limit * 25, limit * 500, None):
+            for cap in (limit * 25, None):
                 sql = rank + (" LIMIT :cap" if cap else "")
-                rows = conn.execute(text(sql), {"match": params["match"], "cap": cap}).all()
+                rows = conn.execute(text(sql), {"match": match, "cap": cap}).all()
                 kept = [r for r in rows if r[0] in allowed][:limit]
                 if len(kept) >= limit or cap is None or len(rows) < cap:
                     return kept
@@ -436,9 +436,10 @@ class Searcher:
                "CROSS JOIN audio_file f ON f.id = s.file_id "
                f"WHERE {' AND '.join(where)} ORDER BY m.rank LIMIT :limit")
         rows = conn.execute(text(sql.format(cap="LIMIT :cand")),
-                            {**params, "limit": limit, "cand": limit * 5}).all()
+                            {**params, "match": match, "limit": limit, "cand": limit * 5}).all()
         if len(rows) < limit:
-            rows = conn.execute(text(sql.format(cap="")), {**params, "limit": limit}).all()
+            rows = conn.execute(text(sql.format(cap="")),
+                                {**params, "match": match, "limit": limit}).all()
         return rows
 
     def _text_ids(self, conn, words, where, params, limit, *, all_words: bool):
@@ -449,8 +450,8 @@ class Searcher:
             # whole words find too little
             rows: list = []
             for pattern in ('"{}"', '"{}"*'):
-                params["match"] = joiner.join(pattern.format(w) for w in words)
-                rows = self._ranked(conn, where, params, limit)
+                match = joiner.join(pattern.format(w) for w in words)
+                rows = self._ranked(conn, where, params, match, limit)
                 if len(rows) >= limit:
                     break
             # bm25 is lower-is-better and unbounded: report a 0..1 relevance
