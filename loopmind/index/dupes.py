@@ -55,6 +55,7 @@ MAX_TRIM_FRACTION = 0.4
 """... and at most this fraction of the longer sound: 0.1 s of a 0.18 s hi-hat is another
 (choked) hi-hat, not a copy."""
 CURV_TOL = 0.5
+CURV_TOL_POOLED = 0.5
 """Slack per cell, as a fraction of its |second difference| in time."""
 LOCAL_RANGE_DB = 45.0
 """Cells this far below their frame's loudest band get no weight (they fade in linearly)."""
@@ -144,8 +145,8 @@ def _halve(power: np.ndarray) -> np.ndarray:
     """Every other frame, smoothed by [1, 2, 1] / 4: shape (bands, ceil(frames / 2)); output
     frame i is centred on input frame 2i."""
     n = power.shape[1]
-    p = np.concatenate([power[:, :1], power, power[:, -1:], power[:, -1:]], axis=1)
     m = -(-n // 2)
+    p = np.concatenate([power[:, :1], power, power[:, -1:], power[:, -1:]], axis=1)
     return (p[:, 0:2 * m:2] + 2.0 * p[:, 1:2 * m + 1:2] + p[:, 2:2 * m + 2:2]) * 0.25
 
 
@@ -360,7 +361,7 @@ def _compare(A: np.ndarray, B: np.ndarray, cA: np.ndarray, cB: np.ndarray, rate:
     d = xa - xb
     d -= float((w * d).sum()) / sw
     tol = np.maximum(cA[:, t0:t1 + 1], _frames_at(cB, t0 - lag, n))
-    tol *= CURV_TOL
+    tol *= CURV_TOL if edge == 2 else CURV_TOL_POOLED
     return float((w * np.maximum(np.abs(d) - tol, 0.0)).sum()) / sw
 
 

@@ -344,10 +344,10 @@ class Searcher:
     def _connect(self):
         return self.library.engine.connect()
 
-    def _count_live(self, conn) -> int:
-        return int(conn.execute(text(
-            "SELECT count(*) FROM segment s JOIN audio_file f ON f.id = s.file_id "
-            "WHERE f.status = 'ok'")).scalar())
+    def _library_empty(self, conn) -> bool:
+        return conn.execute(text(
+            "SELECT 1 FROM audio_file f JOIN segment s ON s.file_id = f.id "
+            "WHERE f.status = 'ok' LIMIT 1")).first() is None
 
     # -- text ------------------------------------------------------------------------------
 
@@ -385,7 +385,7 @@ class Searcher:
                 if out.ids:
                     out.notes.append("no sound matches every word; showing partial matches")
             if not out.ids:
-                if self._count_live(conn) == 0:
+                if self._library_empty(conn):
                     out.reason = "the library is empty: add a folder with `loopmind add FOLDER`"
                 else:
                     out.reason = "no sound matches " + " and ".join(
@@ -423,13 +423,14 @@ class Searcher:
         rank = ("SELECT rowid AS rid, bm25(segment_text, 4.0, 1.0, 2.0) AS rank "
                 "FROM segment_text WHERE segment_text MATCH :match ORDER BY rank")
         if len(where) > 1:
-            allowed = self._allowed(conn, where, params)
-            for cap in (limit * 25, None):
-                sql = rank + (" LIMIT :cap" if cap else "")
-                rows = conn.execute(text(sql), {"match": match, "cap": cap}).all()
-                kept = [r for r in rows if r[0] in allowed][:limit]
-                if len(kept) >= limit or cap is None or len(rows) < cap:
-                    return kept
+            # filters: rank the matches in the FTS table alone, then keep those that pass
+            # (checked for these ids only when there are a few thousand, against the cached
+            # candidate set when there are more)
+            ranked = conn.execute(text(rank), {"match": match}).all()
+            ids = [r[0] for r in ranked]
+            ok = (self._passing(conn, ids, where, params) if len(ids) <= 20000
+                  else self._allowed(conn, where, params))
+            return [r for r in ranked if r[0] in ok][:limit]
         # the full-text match drives the join (CROSS JOIN fixes the order)
         sql = (f"SELECT s.id, m.rank FROM ({rank} {{cap}}) m "
                "CROSS JOIN segment s ON s.id = m.rid "
@@ -521,14 +522,19 @@ class Searcher:
             return _hits(conn, [i for i, _ in kept], dict(kept))
 
     def _passing(self, conn, ids: list[int], where: list[str], params: dict) -> set[int]:
+        """Which of ``ids`` pass the filters. The ids drive the join (a json_each list as the
+        outer loop, each segment found by its primary key), so SQLite does not start from an
+        index on a filter column and scan every F minor sound to check a few hundred ids."""
         if not ids:
             return set()
-        # CROSS JOIN keeps SQLite's planner from starting at an index on a filter column
-        # (files by status): the id list is the small side, so it must be the outer loop
-        sql = (f"SELECT s.id FROM segment s CROSS JOIN audio_file f ON f.id = s.file_id "
-               f"WHERE s.id IN :ids AND {' AND '.join(where)}")
-        return {r[0] for r in conn.execute(text(sql).bindparams(
-            bindparam("ids", expanding=True)), {**params, "ids": ids}).all()}
+        import json
+
+        sql = ("SELECT s.id FROM json_each(:idlist) AS c "
+               "CROSS JOIN segment s ON s.id = c.value "
+               "CROSS JOIN audio_file f ON f.id = s.file_id "
+               f"WHERE {' AND '.join(where)}")
+        return {r[0] for r in conn.execute(text(sql), {**params,
+                                                       "idlist": json.dumps(list(ids))}).all()}
 
     def _allowed(self, conn, where: list[str], params: dict) -> set[int]:
         """Every segment id that passes the filters, cached until the library changes (the
@@ -542,7 +548,7 @@ class Searcher:
         sql = (f"SELECT s.id FROM segment s CROSS JOIN audio_file f ON f.id = s.file_id "
                f"WHERE {' AND '.join(where)}")
         ids = {r[0] for r in conn.execute(text(sql), params).all()}
-        if len(self._allowed_cache) >= 16:
+        if len(self._allowed_cache) >= 64:
             self._allowed_cache.pop(next(iter(self._allowed_cache)))
         self._allowed_cache[key] = (stamp, ids)
         return ids
