@@ -3,7 +3,7 @@
 A near duplicate is the same recording in another file: re-encoded (MP3), gain-changed,
 trimmed at either end, or resampled. Every segment gets a ``fingerprint`` when it is indexed:
 its band-energy contour (23 bands of the shared mel spectrogram, 43 frames/s, smoothed and
-decimated in time for segments longer than ~2 s so it stays under 2 KB), relative to its
+decimated in time for segments longer than 2 s so it stays under 2 KB), relative to its
 loudest cell and quantized to 1/3 dB over 80 dB.
 
 ``similarity`` compares two fingerprints: the contours are aligned by a lag search over
@@ -44,8 +44,9 @@ _HEADER = struct.Struct("<BBBHI")  # format, bands, log2 pool, frames, duration 
 # level, so a 48 kHz copy of a 44.1 kHz file would differ there.
 BAND_EDGES = tuple(range(0, 8)) + tuple(range(8, 24, 2)) + tuple(range(24, 60, 5))
 N_BANDS = len(BAND_EDGES) - 1
-MAX_FRAMES = 84
-"""Contour frames at most (23 x 84 cells: 1.9 KB); longer segments are pooled by 2, 4, ..."""
+MAX_FRAMES = 88
+"""Contour frames at most (23 x 88 cells, 2,033 bytes with the header; 2.0 s fits unpooled);
+longer segments are pooled by 2, 4, ..."""
 FLOOR_DB = -80.0
 DB_STEP = 1.0 / 3.0
 
@@ -55,8 +56,9 @@ MAX_TRIM_FRACTION = 0.4
 """... and at most this fraction of the longer sound: 0.1 s of a 0.18 s hi-hat is another
 (choked) hi-hat, not a copy."""
 CURV_TOL = 0.5
-CURV_TOL_POOLED = 0.5
-"""Slack per cell, as a fraction of its |second difference| in time."""
+"""Slack per cell, as a fraction of its |second difference| in time ..."""
+CURV_TOL_POOLED = 0.75
+"""... and in a pooled contour, whose frames are sampled more coarsely for their width."""
 LOCAL_RANGE_DB = 45.0
 """Cells this far below their frame's loudest band get no weight (they fade in linearly)."""
 OFFSET_MARGIN_DB = 10.0
@@ -110,8 +112,8 @@ def fingerprint(y: np.ndarray, *, sr: int, spec=None) -> bytes:
 
     Returns:
         a 9-byte header (format, bands, log2 of the pool, frames, duration in ms) and a uint8
-        array of shape (23, frames) holding -dB / DB_STEP; frames <= 84, so 1.9 KB at most
-        (about 1 KB per second up to 2 s).
+        array of shape (23, frames) holding -dB / DB_STEP; frames <= 88, so 2,033 bytes at
+        most (about 1 KB per second up to 2 s).
     """
     from loopmind.library.analysis.features import Spectrogram
 
