@@ -358,3 +358,27 @@ def test_filter_cache_follows_user_edits(small):
         assert victim["id"] in s._allowed(conn, where, params)
     after = s.similar(target["id"], k=5, filters=Filters(role="vocal"))
     assert victim["id"] in [h.id for h in after.hits]
+
+
+def test_cli_dupes_finds_exact_and_near_copies(tmp_path):
+    """`loopmind dupes`: a byte copy is an exact duplicate; a quieter copy is a near one."""
+    import soundfile as sf
+
+    from fixtures_audio import drum_loop, write_audio
+
+    folder = tmp_path / "pack"
+    folder.mkdir()
+    y = drum_loop(120, 2)
+    write_audio(folder / "beat_120bpm.wav", y)
+    (folder / "beat_120bpm copy.wav").write_bytes((folder / "beat_120bpm.wav").read_bytes())
+    sf.write(folder / "beat_quiet.wav", y * 0.5, 44100)
+    write_audio(folder / "other_90bpm.wav", drum_loop(90, 1, seed=3))
+    assert _cli("add", str(folder)).exit_code == 0
+    r = _cli("dupes", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    text = json.dumps(doc)
+    assert "beat_120bpm copy.wav" in text and "beat_quiet.wav" in text
+    assert "other_90bpm.wav" not in text
+    r = _cli("dupes")
+    assert r.exit_code == 0 and "beat_quiet.wav" in r.output
