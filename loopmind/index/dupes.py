@@ -74,7 +74,7 @@ SCORE_SCALE_DB = 0.3
 OUTSIDE_RANGE_S = 0.05
 """... falling linearly to 0 as the shorter sound reaches this far (beyond a small slack)
 outside the longer one."""
-DEFAULT_THRESHOLD = 0.7
+DEFAULT_THRESHOLD = 0.75
 """Chosen on the dev set (benchmarks/results/dupes.md): the highest similarity at which at
 least 97 % of copies in the calibration half are found (2 points of margin over the 95 %
 target), rounded down."""
@@ -168,34 +168,40 @@ def _pool(power: np.ndarray, pool: int) -> np.ndarray:
 
 @dataclass(eq=False)
 class Contour:
-    """A parsed fingerprint.
+    """A parsed fingerprint. It holds the stored bytes only (a library's worth fits in memory);
+    levels in dB are made when a comparison needs them.
 
     Attributes:
-        db: band levels in dB relative to the loudest cell, float32 shape (bands, frames).
+        q: the quantized levels, uint8 shape (bands, frames), a view of ``key``.
         pool: STFT frames per contour frame (a power of two).
         duration_s: length of the segment.
-        key: the fingerprint's bytes (orders a pair, so similarity is symmetric).
+        key: the fingerprint's bytes (also orders a pair, so similarity is symmetric).
     """
 
-    db: np.ndarray
+    q: np.ndarray
     pool: int
     duration_s: float
     key: bytes = b""
-    _levels: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def frames(self) -> int:
+        return self.q.shape[1]
+
+    @property
+    def db(self) -> np.ndarray:
+        """Band levels in dB relative to the loudest cell, float32 shape (bands, frames)."""
+        return self.q.astype(np.float32) * np.float32(-DB_STEP)
 
     def levels(self, pool: int) -> tuple[np.ndarray, np.ndarray]:
-        """(levels pooled to ``pool``, their curvature in time), cached."""
-        got = self._levels.get(pool)
-        if got is None:
-            db = self.db
-            if pool != self.pool:
-                power = _pool(10.0 ** (db / 10.0), pool // self.pool)
-                db = 10.0 * np.log10(np.maximum(power, 1e-20))
-                db = np.maximum(db - db.max(), FLOOR_DB).astype(np.float32)
-            curv = np.zeros_like(db)
-            curv[:, 1:-1] = np.abs(db[:, 2:] - 2.0 * db[:, 1:-1] + db[:, :-2])
-            got = self._levels[pool] = (db, curv)
-        return got
+        """(levels in dB pooled to ``pool``, their |second difference| in time)."""
+        db = self.db
+        if pool != self.pool:
+            power = _pool(10.0 ** (db / 10.0), pool // self.pool)
+            db = 10.0 * np.log10(np.maximum(power, 1e-20))
+            db = np.maximum(db - db.max(), FLOOR_DB).astype(np.float32)
+        curv = np.zeros_like(db)
+        curv[:, 1:-1] = np.abs(db[:, 2:] - 2.0 * db[:, 1:-1] + db[:, :-2])
+        return db, curv
 
 
 def parse(fp: bytes) -> Contour:
@@ -209,9 +215,10 @@ def parse(fp: bytes) -> Contour:
     fmt, bands, log2_pool, frames, duration_ms = _HEADER.unpack_from(fp)
     if fmt != FORMAT or len(fp) != _HEADER.size + bands * frames:
         raise ValueError(f"not a format-{FORMAT} fingerprint")
-    q = np.frombuffer(fp, dtype=np.uint8, offset=_HEADER.size, count=bands * frames)
-    return Contour(db=q.reshape(bands, frames).astype(np.float32) * np.float32(-DB_STEP),
-                   pool=1 << log2_pool, duration_s=duration_ms / 1000.0, key=bytes(fp))
+    key = bytes(fp)
+    q = np.frombuffer(key, dtype=np.uint8, offset=_HEADER.size, count=bands * frames)
+    return Contour(q=q.reshape(bands, frames), pool=1 << log2_pool,
+                   duration_s=duration_ms / 1000.0, key=key)
 
 
 # -- comparing two fingerprints -----------------------------------------------------------------
@@ -269,8 +276,7 @@ def contour_mismatch(a: Contour, b: Contour) -> tuple[float, float]:
     """
     if b.key < a.key:
         a, b = b, a  # one order for every pair, so similarity is symmetric
-    na, nb = a.db.shape[1], b.db.shape[1]
-    if na == 0 or nb == 0:
+    if a.frames == 0 or b.frames == 0:
         return np.inf, np.inf  # silence is nobody's copy
     allowed_s = max_trim_s(max(a.duration_s, b.duration_s))
     if abs(a.duration_s - b.duration_s) > allowed_s + 0.01:
@@ -402,20 +408,25 @@ class UnionFind:
 
 
 def _profile(c: Contour) -> np.ndarray:
-    """Mean level per band in dB over the contour's frames (floored at -60 dB), centred:
-    a gain change shifts every band alike, and a trim that removes a loud attack moves a
-    mean of dB values far less than a mean of power."""
-    if c.db.shape[1] == 0:
+    """The sound's spectral shape for finding candidates: each frame's band levels relative
+    to its loudest band (floored at -50 dB), averaged with the frames weighted by loudness,
+    centred over the bands. Frame-relative levels keep a gain change out, and a trim that
+    removes the loud attack moves this average less than it moves the mean spectrum.
+    Shape (bands,)."""
+    if c.frames == 0:
         return np.zeros(N_BANDS, dtype=np.float32)
-    p = np.maximum(c.db, -60.0).mean(axis=1)
+    db = c.db
+    frame_max = db.max(axis=0)
+    rel = np.maximum(db - frame_max[None, :], -50.0)
+    w = np.clip((frame_max + 60.0) / 60.0, 0.0, 1.0) ** 2
+    p = (rel * w).sum(axis=1) / max(float(w.sum()), 1e-9)
     return (p - p.mean()).astype(np.float32)
 
 
 def candidate_pairs(contours: Sequence[Contour], *, k: int = 10,
                     max_cells: int = 2_000_000) -> set[tuple[int, int]]:
-    """Pairs worth verifying without a vector index: for each contour, the ``k`` nearest by
-    band-level profile (``_profile``, Euclidean) among those whose duration is within a trim
-    of its own.
+    """Pairs worth verifying: for each contour, the ``k`` nearest by spectral shape
+    (``_profile``, Euclidean) among those whose duration is within a trim of its own.
 
     Costs O(n x w) profile distances, w being how many contours share a duration window
     (BLAS in blocks of at most ``max_cells`` distances; 0.2 s for 4,600 contours).

@@ -416,32 +416,32 @@ class Searcher:
     def _ranked(self, conn, where, params, match: str, limit: int) -> list:
         """Best full-text matches that pass the filters.
 
-        The matches are ranked in the FTS table alone; without filters only the best few
-        hundred are joined to their files; with filters they are checked against the (cached)
-        set of segments that pass them, taking more of the ranking until enough pass.
+        The matches are ranked in the FTS table alone and only the best few hundred are
+        joined to their files and filtered; when too few of those pass, every match is
+        checked.
         """
         rank = ("SELECT rowid AS rid, bm25(segment_text, 4.0, 1.0, 2.0) AS rank "
                 "FROM segment_text WHERE segment_text MATCH :match ORDER BY rank")
-        if len(where) > 1:
-            # filters: rank the matches in the FTS table alone, then keep those that pass
-            # (checked for these ids only when there are a few thousand, against the cached
-            # candidate set when there are more)
-            ranked = conn.execute(text(rank), {"match": match}).all()
-            ids = [r[0] for r in ranked]
-            ok = (self._passing(conn, ids, where, params) if len(ids) <= 20000
-                  else self._allowed(conn, where, params))
-            return [r for r in ranked if r[0] in ok][:limit]
         # the full-text match drives the join (CROSS JOIN fixes the order)
-        sql = (f"SELECT s.id, m.rank FROM ({rank} {{cap}}) m "
+        sql = (f"SELECT s.id, m.rank FROM ({rank} LIMIT :cand) m "
                "CROSS JOIN segment s ON s.id = m.rid "
                "CROSS JOIN audio_file f ON f.id = s.file_id "
                f"WHERE {' AND '.join(where)} ORDER BY m.rank LIMIT :limit")
-        rows = conn.execute(text(sql.format(cap="LIMIT :cand")),
-                            {**params, "match": match, "limit": limit, "cand": limit * 5}).all()
-        if len(rows) < limit:
-            rows = conn.execute(text(sql.format(cap="")),
-                                {**params, "match": match, "limit": limit}).all()
-        return rows
+        cand = limit * (5 if len(where) == 1 else 25)
+        rows = conn.execute(text(sql), {**params, "match": match, "limit": limit,
+                                        "cand": cand}).all()
+        if len(rows) >= limit:
+            return rows
+        # not enough among the best few hundred: rank every match in the FTS table alone and
+        # keep those that pass (checked for these ids only when there are a few thousand,
+        # against the cached candidate set when there are more)
+        ranked = conn.execute(text(rank), {"match": match}).all()
+        if len(where) == 1 and len(ranked) <= cand:
+            return rows
+        ids = [r[0] for r in ranked]
+        ok = (self._passing(conn, ids, where, params) if len(ids) <= 20000
+              else self._allowed(conn, where, params))
+        return [r for r in ranked if r[0] in ok][:limit]
 
     def _text_ids(self, conn, words, where, params, limit, *, all_words: bool):
         params = dict(params)
