@@ -109,3 +109,20 @@ def indexed_demo(tmp_path_factory: pytest.TempPathFactory, demo_library: Path):
     report = idx.scan()
     assert report.failed == 0, report.errors
     return lib, root
+
+
+@pytest.fixture
+def stretch_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
+    """Every call of the renderer's stretcher, as (stretch, semitones): a cache hit makes
+    none."""
+    from loopmind.generate import render
+
+    calls: list[tuple[float, float]] = []
+    real = render._stretch
+
+    def counted(y, sr, *, stretch, semitones, high_quality=False):
+        calls.append((stretch, semitones))
+        return real(y, sr, stretch=stretch, semitones=semitones, high_quality=high_quality)
+
+    monkeypatch.setattr(render, "_stretch", counted)
+    return calls

@@ -149,7 +149,7 @@ def _pick(choices: list[Choice], rng: np.random.Generator, *, avoid: set[int],
     return top[int(rng.choice(len(top), p=p))]
 
 
-def _rank_oneshots(items: list[PoolItem], anchor, tones, key: str | None) -> list[PoolItem]:
+def _rank_oneshots(items: list[PoolItem], anchor, tones) -> list[PoolItem]:
     def score(it: PoolItem) -> float:
         return 1.5 * _cos(it.vector, anchor) + 0.5 * math.tanh(
             sum(tones.get(t, 0.0) for t in it.tags))
@@ -254,7 +254,7 @@ def arrange(pool: Pool, request, *, seed: int, bpm: float | None = None,
                     notes.append(f"no {role} one-shots or drum loops in the pool: "
                                  f"the song has no {role}")
                 continue
-            ranked = _rank_oneshots(hits, anchor, tones, key)
+            ranked = _rank_oneshots(hits, anchor, tones)
             _place_pattern(song, tracks, role, ranked, genre, rng, used)
             update_anchor(ranked[0])
             if source_role != role:

@@ -36,7 +36,7 @@ class GenerateResult:
                 "timings_s": {k: round(v, 3) for k, v in self.timings.items()}}
 
 
-def default_out_dir(settings, song_name: str) -> Path:
+def default_out_dir(song_name: str) -> Path:
     return Path.cwd() / "loopmind-songs" / song_name
 
 
@@ -92,7 +92,7 @@ def generate_song(library: Library, prompt: str = "", *, folder: str | None = No
         song.master.target_lufs = float(target_lufs)
     song.notes[:0] = pool.notes
     t["arrange"] = time.perf_counter() - t["pool"] - t0
-    out = Path(out_dir) if out_dir else default_out_dir(settings, song_name(request, seed))
+    out = Path(out_dir) if out_dir else default_out_dir(song_name(request, seed))
     stage("rendering")
     t1 = time.perf_counter()
     cache = StretchCache(settings.cache_dir,

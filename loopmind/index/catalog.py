@@ -132,7 +132,7 @@ class Catalog:
                 ids = [r[0] for r in conn.execute(text(f"SELECT s.id {_LIVE}"),
                                                   {"embedder": self.embedder_id}).all()]
             if len(ids) != len(index) or id_checksum(np.asarray(ids, dtype=np.int64)) != \
-                    index_checksum(index):
+                    index.checksum:
                 self.on_message("vector index was stale; rebuilt from the library")
                 index = None
         if index is None:
@@ -290,10 +290,6 @@ class Catalog:
             if progress:
                 progress(n + 1, len(by_file))
         return done
-
-
-def index_checksum(index) -> str:
-    return index.checksum
 
 
 def _one_line(exc: BaseException) -> str:

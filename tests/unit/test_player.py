@@ -21,7 +21,6 @@ import pytest
 from fixtures_audio import SR, click_track, tone, write_audio
 
 from loopmind.errors import LoopMindError
-from loopmind.generate import render
 from loopmind.generate.render import StretchCache
 from loopmind.generate.song import MixSettings, Section, Song, Track
 from loopmind.player.audition import AUDITION_VOICE, Auditioner
@@ -407,19 +406,6 @@ def _item(path: Path, *, kind: str = "loop", role: str | None = "perc", bpm: flo
           key: str | None = None, duration_s: float = 4.0) -> SimpleNamespace:
     return SimpleNamespace(path=str(path), start_s=0.0, end_s=duration_s, kind=kind, role=role,
                            bpm=bpm, key=key)
-
-
-@pytest.fixture
-def stretch_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
-    calls: list[tuple[float, float]] = []
-    real = render._stretch
-
-    def counted(y, sr, *, stretch, semitones, high_quality=False):
-        calls.append((stretch, semitones))
-        return real(y, sr, stretch=stretch, semitones=semitones, high_quality=high_quality)
-
-    monkeypatch.setattr(render, "_stretch", counted)
-    return calls
 
 
 @pytest.fixture

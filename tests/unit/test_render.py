@@ -41,19 +41,6 @@ def cache(tmp_path: Path) -> StretchCache:
     return StretchCache(tmp_path / "cache")
 
 
-@pytest.fixture
-def stretch_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
-    calls: list[tuple[float, float]] = []
-    real = render._stretch
-
-    def counted(y, sr, *, stretch, semitones, high_quality=False):
-        calls.append((stretch, semitones))
-        return real(y, sr, stretch=stretch, semitones=semitones, high_quality=high_quality)
-
-    monkeypatch.setattr(render, "_stretch", counted)
-    return calls
-
-
 # -- load_source ---------------------------------------------------------------------------
 
 def test_load_source_reads_the_segment_as_stereo(tmp_path: Path) -> None:
