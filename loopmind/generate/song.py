@@ -53,6 +53,39 @@ class MasterSettings:
 
 
 @dataclass
+class SliceEvent:
+    """One hit of a generated part (interpretive and hybrid modes): a slice of a user's file
+    played on the 16th grid, re-pitched, for ``length`` steps.
+
+    Attributes:
+        step: 16th step from the clip's first bar line (absolute over the clip).
+        length: steps the note lasts (the slice is cut with a short fade there; a slice that
+            is shorter than the note simply ends).
+        source_path, source_start_s, source_end_s: the slice in the user's file (never
+            modified).
+        semitones: pitch shift applied to the slice (re-pitching a melodic slice to a new note,
+            or the song's key shift).
+        velocity: 0..1; the gain is ``velocity ** 1.5`` as for pattern steps.
+        pitch: the MIDI note this event plays (melodic parts: the new note; drum parts: None,
+            the exporter uses the role's General MIDI drum note).
+        slice_id: a stable token naming the slice (``<file stem>#<index>``), written into the
+            MIDI export so a producer can map notes back to slices.
+        reverse: play the slice backwards.
+    """
+
+    step: int
+    length: int
+    source_path: str
+    source_start_s: float
+    source_end_s: float
+    semitones: float = 0.0
+    velocity: float = 1.0
+    pitch: int | None = None
+    slice_id: str | None = None
+    reverse: bool = False
+
+
+@dataclass
 class Clip:
     """One placement of a sound on a track.
 
@@ -75,6 +108,13 @@ class Clip:
         gain_db: clip gain before the track's mix.
         reverse: play the source backwards (risers, swells).
         fade_in_s, fade_out_s: edge fades (short by default, so no clicks).
+        events: a generated part (interpretive/hybrid): slices triggered on the 16th grid
+            (see ``SliceEvent``); the clip's own source fields then name its main source.
+        texture: a processed sound (pads, risers, swells), e.g. ``{"kind": "granular",
+            "seed": 3, ...}``: the source span is turned into ``bars`` bars of new audio by the
+            named process (``loopmind.generate.interpret.textures``).
+        generated: True for material that did not exist in the library (the MIDI export
+            writes these parts note by note).
     """
 
     start_bar: int
@@ -93,6 +133,9 @@ class Clip:
     reverse: bool = False
     fade_in_s: float = 0.005
     fade_out_s: float = 0.01
+    events: list[SliceEvent] | None = None
+    texture: dict[str, Any] | None = None
+    generated: bool = False
 
     @property
     def end_bar(self) -> int:
@@ -101,6 +144,14 @@ class Clip:
     @property
     def is_pattern(self) -> bool:
         return self.steps is not None
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.events is not None
+
+    @property
+    def is_texture(self) -> bool:
+        return self.texture is not None
 
 
 @dataclass
@@ -192,6 +243,8 @@ class Song:
                 c = dict(c)
                 if c.get("steps") is not None:
                     c["steps"] = [(int(s), float(v)) for s, v in c["steps"]]
+                if c.get("events") is not None:
+                    c["events"] = [SliceEvent(**e) for e in c["events"]]
                 clips.append(Clip(**c))
             mix = dict(t.pop("mix", {}))
             mix["eq"] = [tuple(b) for b in mix.get("eq", [])]
