@@ -252,6 +252,10 @@ class LoopMindApp(LibraryJobs, Playback, App[None]):
             if first is not None and not pattern:
                 n = len(t.clips)
                 detail = f"loop · {clip_label(first)}" + (f" · {n} clips" if n > 1 else "")
+            elif any(c.is_sequence for c in t.clips):
+                n = len({e.slice_id or (e.source_path, e.source_start_s)
+                         for c in t.clips for e in c.events or []})
+                detail = f"generated · {n} slice{'s' if n != 1 else ''}"
             channels.append(ChannelView(t.name, t.color, t.mix.mute, t.name in s.solo,
                                         t.mix.gain_db, pattern_row(t) if pattern else None,
                                         detail))

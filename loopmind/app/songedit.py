@@ -50,8 +50,9 @@ def unique_name(song: Song, base: str) -> str:
 
 
 def is_pattern_track(track: Track) -> bool:
-    """A one-shot channel (its clips trigger a sound on 16th steps)."""
-    return any(c.is_pattern for c in track.clips)
+    """A step channel: its clips trigger sounds on 16th steps (a one-shot's pattern, or a
+    generated part's slice events)."""
+    return any(c.is_pattern or c.is_sequence for c in track.clips)
 
 
 def _loop_bars(item: Any) -> int | None:
@@ -195,9 +196,12 @@ def remove_clip(song: Song, track: str, index: int) -> bool:
 # -- the 16-step pattern ----------------------------------------------------------------------
 
 def _first_bar_steps(track: Track) -> list[tuple[int, float]]:
-    clip = next((c for c in track.clips if c.is_pattern), None)
+    clip = next((c for c in track.clips if c.is_pattern or c.is_sequence), None)
     if clip is None:
         return []
+    if clip.is_sequence:
+        return [(int(e.step), float(e.velocity)) for e in clip.events or []
+                if 0 <= int(e.step) < STEPS_PER_BAR]
     return [(int(s), float(v)) for s, v in clip.steps or [] if 0 <= int(s) < STEPS_PER_BAR]
 
 
@@ -217,6 +221,9 @@ def toggle_step(track: Track, step: int) -> bool | None:
         return None
     on = not pattern_row(track)[step]
     for clip in track.clips:
+        if clip.is_sequence:
+            _toggle_event(clip, step, on)
+            continue
         if not clip.is_pattern:
             continue
         velocities = [v for _, v in clip.steps or [] if v > 0]
@@ -230,6 +237,25 @@ def toggle_step(track: Track, step: int) -> bool | None:
                 by_step.pop(s, None)
         clip.steps = sorted(by_step.items())
     return on
+
+
+def _toggle_event(clip: Clip, step: int, on: bool) -> None:
+    """A generated part's step in every bar: switched off, its events go; switched on, each
+    bar gets a copy of the bar's nearest event (same slice, note and velocity), one step long."""
+    from dataclasses import replace
+
+    events = list(clip.events or [])
+    for bar in range(clip.bars):
+        s = bar * STEPS_PER_BAR + step
+        if not on:
+            events = [e for e in events if e.step != s]
+            continue
+        if any(e.step == s for e in events):
+            continue
+        near = sorted(events, key=lambda e: (abs(e.step - s), e.step))
+        if near:
+            events.append(replace(near[0], step=s, length=1))
+    clip.events = sorted(events, key=lambda e: e.step)
 
 
 # -- tempo and key ----------------------------------------------------------------------------
@@ -248,9 +274,21 @@ def set_tempo(song: Song, bpm: float) -> None:
 
 def set_key(song: Song, key: str | None) -> None:
     """Move the song to ``key`` (None: no key; nothing is shifted)."""
+    from loopmind.generate.arrange import UNPITCHED, semitones_to
+
+    old = song.key
     song.key = key
+    move = semitones_to(old, key) if old and key else None
     for t in song.tracks:
         for c in t.clips:
+            if c.is_sequence:
+                # a generated part already plays notes of the old key: move every note
+                if move and t.role not in UNPITCHED:
+                    for e in c.events or []:
+                        e.semitones += move
+                        if e.pitch is not None:
+                            e.pitch = int(e.pitch) + int(move)
+                continue
             c.semitones = _semitones(t.role, c.source_key, key) if key else 0
 
 
@@ -267,6 +305,13 @@ def track_sound(track: Track):
     if not track.clips:
         return None
     c = track.clips[0]
+    if c.is_sequence and c.events:
+        e = c.events[0]
+        return SimpleNamespace(id=None, path=e.source_path, start_s=e.source_start_s,
+                               end_s=e.source_end_s, kind="oneshot", role=track.role,
+                               bpm=None, key=None, bars=None,
+                               duration_s=e.source_end_s - e.source_start_s, segment=0,
+                               tags=[])
     kind = "oneshot" if c.is_pattern else "loop"
     bars = None
     if kind == "loop" and c.source_bpm:

@@ -201,21 +201,23 @@ class PlaylistView(ScrollView, can_focus=True):
             if self.selected == (t.name, ci):
                 style = style + self._style("selected")
             a, b = clip.start_bar * cpb, clip.end_bar * cpb
-            if clip.is_pattern:
-                on = {int(s) for s, v in clip.steps or [] if v > 0}
+            stepped = clip.is_pattern or clip.is_sequence
+            if stepped:
+                on = ({int(e.step) for e in clip.events or [] if e.velocity > 0}
+                      if clip.is_sequence else {int(s) for s, v in clip.steps or [] if v > 0})
                 steps_per_col = 16 / cpb
             else:
                 label = clip_label(clip)
             for col in range(max(a, x0), min(b, x0 + n)):
                 k = col - a
-                if clip.is_pattern:
+                if stepped:
                     lo = int(k * steps_per_col)
                     hi = max(lo + 1, int((k + 1) * steps_per_col))
                     ch = "▪" if any(s in on for s in range(lo, hi)) else "·"
                 else:
                     ch = label[k - 1] if 1 <= k <= len(label) else " "
                 if k == 0:
-                    ch = "▏" if not clip.is_pattern else ch
+                    ch = "▏" if not stepped else ch
                 cells[col - x0] = (ch, style)
         return cells
 
