@@ -525,6 +525,52 @@ def dupes(as_json: bool, exact_only: bool) -> None:
     click.echo(report.describe())
 
 
+@main.command(name="import")
+@click.argument("projects", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the normalized project (loopmind.project/1) as JSON.")
+def import_cmd(projects: tuple[str, ...], as_json: bool) -> None:
+    """Read DAW projects (FL Studio .flp, LMMS .mmp/.mmpz, arrangement JSON) into one
+    arrangement format: tempo, tracks with roles and mixer settings, clips, sections."""
+    from loopmind.generate.projects import ProjectError, load_project
+
+    done, errors = [], []
+    for path in projects:
+        try:
+            project = load_project(path)
+        except ProjectError as exc:
+            errors.append({"path": path, "error": str(exc)})
+            click.echo(f"loopmind: {exc}", err=True)
+            continue
+        if as_json:
+            done.append(project.to_dict())
+        else:
+            _print_project(project)
+    if as_json and (done or len(projects) > 1):
+        doc = done[0] if len(projects) == 1 else {"projects": done, "errors": errors}
+        click.echo(json.dumps(doc))
+    if errors:
+        sys.exit(1)
+
+
+def _print_project(project) -> None:
+    num, den = project.time_signature
+    bpm = f"{project.bpm:g} BPM" if project.bpm else "no tempo"
+    click.echo(f"{project.name} ({project.kind}, {project.creator or 'unknown'}): {bpm}, "
+               f"{num}/{den}, {project.bars:g} bars, {len(project.tracks)} tracks")
+    for sec in project.sections:
+        guess = " (inferred)" if sec.inferred else ""
+        click.echo(f"  bar {sec.start_bar + 1:>5g}  {sec.name:<11} {sec.bars:>4g} bars  "
+                   f"{', '.join(sec.roles) or '-'}{guess}")
+    for t in project.tracks:
+        gain = f"{t.mixer.gain_db:+.1f} dB" if t.mixer.gain_db is not None else "   - dB"
+        pan = f"pan {t.mixer.pan:+.2f}"
+        click.echo(f"  {t.name[:28]:<28} {t.role or '-':<9} {t.kind:<10} {gain:>9} {pan}  "
+                   f"{len(t.clips)} clips{'  muted' if t.muted or t.mixer.muted else ''}")
+    for w in project.warnings:
+        click.echo(f"  warning: {w}")
+
+
 @main.command()
 @click.option("--rebuild", is_flag=True, help="Rebuild the vector index from the library.")
 def index(rebuild: bool) -> None:
@@ -548,7 +594,9 @@ def index(rebuild: bool) -> None:
 @click.option("--key", default=None, help='Song key, e.g. "F minor" (default: prompt, pool).')
 @click.option("--minutes", type=float, default=None, help="Length (default: the genre's).")
 @click.option("--mode", type=click.Choice(["direct", "interpret", "hybrid"]), default="direct",
-              show_default=True)
+              show_default=True,
+              help="direct: arrange your loops; hybrid: plus fills, risers and variations made "
+                   "from them; interpret: new parts learned from your sounds.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: ./loopmind-songs/<prompt>-seed<N>).")
@@ -567,18 +615,59 @@ def generate(prompt, folder, tag, query, bpm, key, minutes, mode, seed, out_dir,
     if folder is not None and not os.path.isdir(folder):
         _fail(f"not a folder: {folder}")
 
-    def stage(name: str) -> None:
-        if not as_json:
-            click.echo(f"{name} ...", err=True)
-
-    result = generate_song(lib, " ".join(prompt), folder=folder, tag=tag, query=query,
-                           bpm=bpm, key=key, minutes=minutes, mode=mode, seed=seed,
-                           out_dir=out_dir, flac=flac, target_lufs=target_lufs,
-                           on_stage=stage)
+    bar = _StageProgress(quiet=as_json)
+    with bar:
+        result = generate_song(lib, " ".join(prompt), folder=folder, tag=tag, query=query,
+                               bpm=bpm, key=key, minutes=minutes, mode=mode, seed=seed,
+                               out_dir=out_dir, flac=flac, target_lufs=target_lufs,
+                               on_stage=bar.stage, on_progress=bar.progress)
     if as_json:
         click.echo(json.dumps(result.to_dict()))
         return
     _print_song(result)
+
+
+class _StageProgress:
+    """Stage lines on stderr ("rendering ..."), and a progress bar while a stage reports
+    fractions (learning the pool in interpretive mode) when stderr is a terminal."""
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        from rich.console import Console
+
+        self.quiet = quiet
+        self.console = Console(stderr=True)
+        self._bar = None
+        self._task = None
+
+    def __enter__(self) -> "_StageProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = self._task = None
+
+    def stage(self, name: str) -> None:
+        self._stop()
+        if not self.quiet:
+            click.echo(f"{name} ...", err=True)
+
+    def progress(self, what: str, fraction: float) -> None:
+        if self.quiet or not self.console.is_terminal:
+            return
+        if self._bar is None:
+            from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn,
+                                       TimeElapsedColumn)
+
+            self._bar = Progress(TextColumn("  [bold]{task.description}"), BarColumn(),
+                                 TaskProgressColumn(), TimeElapsedColumn(),
+                                 console=self.console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(what, total=1.0)
+        self._bar.update(self._task, completed=fraction, description=what)
 
 
 def _print_song(result) -> None:
@@ -597,9 +686,81 @@ def _print_song(result) -> None:
     p = result.paths
     click.echo(f"wrote {p['master']}")
     click.echo(f"      {len(p['stems'])} stems in {Path(p['master']).parent / 'stems'}")
+    if p.get("slices"):
+        click.echo(f"      {len(p['slices'])} slices of generated parts in "
+                   f"{Path(p['master']).parent / 'slices'}")
     click.echo(f"      {p['arrangement']}")
     click.echo(f"      {p['midi']}")
     click.echo(f"rendered in {result.timings['total']:.1f} s")
+
+
+@main.group()
+def train() -> None:
+    """Train the arranger, the mixer or the embedder on your own material.
+
+    The result goes to the data folder's models/ (see `loopmind locate`) with a model card,
+    and is used from then on (generate, auto-mix, settings embedder = "learned").
+    """
+
+
+def _train_options(fn):
+    fn = click.option("--seed", type=int, default=0, show_default=True)(fn)
+    fn = click.option("--budget-minutes", "budget_minutes", type=float, default=None,
+                      help="Stop training after this many minutes.")(fn)
+    fn = click.option("--epochs", type=click.IntRange(1, 100000), default=None,
+                      help="Training epochs (default: the model's).")(fn)
+    fn = click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+                      help="Checkpoint to write (default: <data>/models/<model>.safetensors).")(fn)
+    return fn
+
+
+def _report_training(result) -> None:
+    for w in result.warnings[:20]:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"wrote {result.path} ({result.seconds:.0f} s)")
+    click.echo(f"      {result.card}")
+    for line in result.summary_lines():
+        click.echo(f"  {line}")
+
+
+@train.command(name="arranger")
+@click.argument("folder", type=click.Path())
+@click.option("--no-augment", is_flag=True,
+              help="Train on the projects only, without LoopMind's rule-based plans.")
+@click.option("--no-cv", is_flag=True, help="Skip the leave-one-project-out evaluation.")
+@_train_options
+def train_arranger(folder, no_augment, no_cv, out, epochs, budget_minutes, seed) -> None:
+    """Learn song structure from projects in FOLDER (.mmp/.mmpz, .flp, arrangement JSON)."""
+    from loopmind.generate.train import arranger
+
+    _report_training(arranger.train(folder, out=out, epochs=epochs,
+                                    budget_minutes=budget_minutes, seed=seed,
+                                    augment=not no_augment, cross_val=not no_cv))
+
+
+@train.command(name="mixer")
+@click.argument("folder", type=click.Path())
+@_train_options
+def train_mixer(folder, out, epochs, budget_minutes, seed) -> None:
+    """Learn track levels, pan, EQ and reverb from projects' mixers or stems with their mix."""
+    from loopmind.generate.train import mixer
+
+    _report_training(mixer.train(folder, out=out, epochs=epochs,
+                                 budget_minutes=budget_minutes, seed=seed))
+
+
+@train.command(name="embedder")
+@click.argument("folder", type=click.Path(), required=False)
+@_train_options
+def train_embedder(folder, out, epochs, budget_minutes, seed) -> None:
+    """Learn a sound embedding from the library's segments (or those under FOLDER)."""
+    from loopmind.generate.train import embedder
+
+    lib = _open_library()
+    # without --budget-minutes the embedder's own budget applies (it keeps a run under 10 min)
+    budget = {} if budget_minutes is None else {"budget_minutes": budget_minutes}
+    _report_training(embedder.train(lib, folder=folder, out=out, epochs=epochs, seed=seed,
+                                    **budget))
 
 
 @main.command()

@@ -37,6 +37,13 @@ class Settings:
             local checkpoint).
         clap_checkpoint: a local laion-clap checkpoint file (no download at run time).
         stretch_cache_mb: size cap of the time-stretched audio cache.
+        arranger: "auto" plans songs with a trained arranger when one is present (the
+            user's in ``<data dir>/models`` or the shipped one), "rules" always uses the
+            genre's rule-based plan.
+        mixer: "auto" mixes with a trained mixer when one is present, "rules" always uses
+            the heuristic mixer.
+        codec_checkpoint: a local EnCodec checkpoint (file or folder) for the optional neural
+            texture path of interpretive mode; None (the default) never needs it.
     """
 
     data_dir: Path
@@ -49,6 +56,9 @@ class Settings:
     embedder: str = "features"
     clap_checkpoint: Path | None = None
     stretch_cache_mb: float = 2048.0
+    arranger: str = "auto"
+    mixer: str = "auto"
+    codec_checkpoint: Path | None = None
 
     @property
     def db_path(self) -> Path:
@@ -74,6 +84,11 @@ class Settings:
     def models_dir(self) -> Path:
         return self.cache_dir / "models"
 
+    @property
+    def trained_models_dir(self) -> Path:
+        """Where ``loopmind train`` writes the user's own arranger, mixer and embedder."""
+        return self.data_dir / "models"
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         """Build settings from ``LOOPMIND_*`` environment variables."""
@@ -97,11 +112,11 @@ class Settings:
                 values[f.name] = raw
         overrides: dict[str, object] = {}
         for name, raw in values.items():
-            if name.endswith("_dir") or name == "clap_checkpoint":
+            if name.endswith("_dir") or name in ("clap_checkpoint", "codec_checkpoint"):
                 overrides[name] = Path(str(raw)).expanduser().absolute() if raw else None
             elif name in ("workers", "analysis_sr"):
                 overrides[name] = max(1, int(raw))
-            elif name == "embedder":
+            elif name in ("embedder", "arranger", "mixer"):
                 overrides[name] = str(raw)
             else:
                 overrides[name] = float(raw)
@@ -116,6 +131,7 @@ class Settings:
             "cache": self.cache_dir,
             "config": self.config_path,
             "demo library": self.demo_dir,
+            "models": self.trained_models_dir,
         }
 
 

@@ -188,8 +188,16 @@ def arrange(pool: Pool, request, *, seed: int, bpm: float | None = None,
     else:
         why_key = "from --key"
     minutes = minutes if minutes is not None else request.minutes
-    sections = styles.plan_sections(genre, minutes=minutes, bpm=bpm, rng=rng,
-                                    energy_shift=request.energy_shift)
+    # a trained arranger (models/arranger.safetensors or the user's) plans when present;
+    # absent, disabled or refused, the genre's rule-based plan does
+    from loopmind.generate.train.arranger import learned_plan
+
+    sections, why_plan = learned_plan(genre, request, minutes=minutes, bpm=bpm, rng=rng)
+    if why_plan:
+        notes.append(why_plan)
+    if sections is None:
+        sections = styles.plan_sections(genre, minutes=minutes, bpm=bpm, rng=rng,
+                                        energy_shift=request.energy_shift)
     tones = styles.tone_preferences(request.moods, request.genre)
     for t in request.tones:
         tones[t] = tones.get(t, 0.0) + 1.0

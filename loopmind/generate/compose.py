@@ -52,8 +52,18 @@ def generate_song(library: Library, prompt: str = "", *, folder: str | None = No
                   key: str | None = None, minutes: float | None = None, mode: str = "direct",
                   seed: int = 0, out_dir: os.PathLike | str | None = None, flac: bool = False,
                   workers: int | None = None, target_lufs: float | None = None,
-                  on_stage: Callable[[str], None] | None = None) -> GenerateResult:
+                  on_stage: Callable[[str], None] | None = None,
+                  on_progress: Callable[[str, float], None] | None = None) -> GenerateResult:
     """Make a song from the library and write it to ``out_dir``.
+
+    Modes: ``direct`` arranges the pool's loops; ``hybrid`` adds generated fills, risers,
+    swells and loop variations to that arrangement (``hybrid.add_hybrid_parts``);
+    ``interpret`` keeps the arrangement's tempo, key and sections and plays new parts learned
+    from the pool (``interpret.parts.interpret_parts``) plus a texture pad.
+
+    Args:
+        on_stage: called with each stage's name ("choosing sounds", "learning the pool", ...).
+        on_progress: called as ``(what, fraction)`` while the pool is learned (interpret).
 
     Raises:
         LoopMindError: an empty pool, an unknown key spelling, an unwritable folder (nothing
@@ -69,8 +79,6 @@ def generate_song(library: Library, prompt: str = "", *, folder: str | None = No
     stage = on_stage or (lambda s: None)
     if mode not in MODES:
         raise LoopMindError(f"unknown mode {mode!r}; one of: {', '.join(MODES)}")
-    if mode != "direct":
-        raise LoopMindError(f"mode {mode!r} is not available yet; use --mode direct")
     if key is not None:
         from loopmind.index.search import parse_key_option
 
@@ -92,6 +100,18 @@ def generate_song(library: Library, prompt: str = "", *, folder: str | None = No
         song.master.target_lufs = float(target_lufs)
     song.notes[:0] = pool.notes
     t["arrange"] = time.perf_counter() - t["pool"] - t0
+    if mode == "hybrid":
+        from loopmind.generate.hybrid import add_hybrid_parts
+
+        stage("adding fills, risers and variations")
+        t1 = time.perf_counter()
+        add_hybrid_parts(song, pool, seed=seed)
+        t["generate"] = time.perf_counter() - t1
+    elif mode == "interpret":
+        stage("learning the pool")
+        t1 = time.perf_counter()
+        interpret_song(song, pool, seed=seed, settings=settings, on_progress=on_progress)
+        t["generate"] = time.perf_counter() - t1
     out = Path(out_dir) if out_dir else default_out_dir(song_name(request, seed))
     stage("rendering")
     t1 = time.perf_counter()
@@ -116,3 +136,79 @@ def generate_song(library: Library, prompt: str = "", *, folder: str | None = No
     summary["cache"] = {"hits": rendered.cache_hits, "misses": rendered.cache_misses}
     return GenerateResult(song=song, paths=result.paths, summary=summary, timings=t,
                           mix_report=mixed.report)
+
+
+def _progress_adapter(on_progress: Callable[[str, float], None] | None):
+    """A callback for the learner that accepts ``(fraction)`` or ``(what, fraction)``."""
+    if on_progress is None:
+        return None
+
+    def progress(*args) -> None:
+        what = str(args[0]) if len(args) > 1 else "learning"
+        try:
+            fraction = float(args[-1])
+        except (TypeError, ValueError, IndexError):
+            return
+        on_progress(what, min(1.0, max(0.0, fraction)))
+
+    return progress
+
+
+def interpret_song(song, pool, *, seed: int, settings=None,
+                   on_progress: Callable[[str, float], None] | None = None) -> None:
+    """Replace a direct arrangement's tracks with parts learned from the pool, plus a texture
+    pad; roles the learner could not play keep their direct tracks (and a note says so).
+
+    Args:
+        song: the direct arrangement: its tempo, key and sections are the skeleton (changed
+            in place; ``mode`` becomes "interpret").
+        pool: the sounds.
+        seed: the song's seed.
+        on_progress: ``(what, fraction)`` while learning.
+
+    Raises:
+        LoopMindError: the interpretive learner is not part of this installation.
+    """
+    from loopmind.generate.hybrid import texture_pad_track
+
+    try:
+        from loopmind.generate.interpret.parts import interpret_parts
+    except ImportError as exc:
+        raise LoopMindError(f"interpretive mode is not available ({exc}); "
+                            "use --mode direct or hybrid") from None
+    parts, notes = interpret_parts(song, pool, seed=seed, settings=settings,
+                                   on_progress=_progress_adapter(on_progress))
+    direct = list(song.tracks)
+    song.mode = "interpret"
+    song.notes.extend(notes)
+    if not parts:
+        song.notes.append("interpret: nothing could be learned from the pool: "
+                          "the direct arrangement plays instead")
+        return
+    # the optional neural codec path, once settings name a local checkpoint
+    codec = getattr(settings, "codec_checkpoint", None)
+    pad, pad_notes = texture_pad_track(song, pool, seed=seed, codec_checkpoint=codec)
+    song.notes.extend(pad_notes)
+    covered = {t.role for t in parts}
+    if "drumloop" in covered:
+        covered |= {"kick", "snare", "hihat", "clap"}
+    if covered & {"kick", "snare", "hihat"}:
+        covered.add("drumloop")
+    if pad is not None:
+        covered.add("pad")  # the texture pad plays the pad's part
+    tracks = list(parts)
+    names = {t.name for t in tracks}
+    for t in direct:
+        if t.role in covered:
+            continue
+        if t.name in names:
+            t.name = f"{t.name} (direct)"
+        tracks.append(t)
+        names.add(t.name)
+        song.notes.append(f"interpret: no learned {t.role} part: the direct {t.role} "
+                          "loop plays")
+    if pad is not None:
+        while pad.name in names:
+            pad.name += "+"
+        tracks.append(pad)
+    song.tracks = tracks

@@ -6,6 +6,9 @@ The folder ends up holding::
     stems/<track>.wav     one per track, 24-bit PCM
     arrangement.json      Song.to_dict() plus a "files" section naming what was written
     song.mid              tempo, section markers, patterns as notes (see midi.py)
+    slices/<slice>.wav    every slice a generated part triggers (hybrid and interpretive
+                          modes), 24-bit PCM, cut from the user's file as it is (unshifted), so
+                          the MIDI notes can be played with them in a DAW's sampler
 
 Nothing partial is ever left behind: every file is written into a hidden staging folder inside
 the output folder (same filesystem), synced, and only then renamed over the old outputs of the
@@ -38,6 +41,8 @@ MASTER_FLAC_NAME = "master.flac"
 ARRANGEMENT_NAME = "arrangement.json"
 MIDI_NAME = "song.mid"
 STEMS_DIR = "stems"
+SLICES_DIR = "slices"
+MAX_SLICE_FILES = 2000
 _FULL_SCALE = float(1 << 23)  # 24-bit PCM
 _BLOCK = 1 << 16
 _STAGING_PREFIX = ".loopmind-export-"
@@ -287,10 +292,28 @@ def _write_staged(song: Song, tracks: dict[str, np.ndarray], master: np.ndarray,
         rel["stems"][name] = r
     rel["midi"] = MIDI_NAME
     write_midi(song, staging / MIDI_NAME)
+    slices = used_slices(song)
+    if slices:
+        from loopmind.errors import DecodeError
+        from loopmind.generate.render import load_source
+
+        (staging / SLICES_DIR).mkdir()
+        rel["slices"] = {}
+        for name, file_name in stem_filenames(list(slices)).items():
+            path, a, b = slices[name]
+            try:
+                y = load_source(path, a, b, sr=sr)
+            except DecodeError as exc:
+                warnings.append(f"slice {name} not written: {exc}")
+                continue
+            r = f"{SLICES_DIR}/{file_name}"
+            _write_audio(staging / r, _as_frames(y, f"the slice {name}"), sr, "WAV")
+            rel["slices"][name] = r
     rel["arrangement"] = ARRANGEMENT_NAME
     doc = song.to_dict()
     doc["files"] = {"master": MASTER_NAME, **({"master_flac": MASTER_FLAC_NAME} if flac else {}),
                     "stems": dict(rel["stems"]), "midi": MIDI_NAME,
+                    **({"slices": dict(rel["slices"])} if rel.get("slices") else {}),
                     "sample_rate": sr, "subtype": SUBTYPE}
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     try:
@@ -303,21 +326,38 @@ def _write_staged(song: Song, tracks: dict[str, np.ndarray], master: np.ndarray,
         fh.flush()
         os.fsync(fh.fileno())
     # the master last: whoever watches the folder sees the complete set once it appears
-    moves = list(rel["stems"].values()) + [MIDI_NAME, ARRANGEMENT_NAME]
+    moves = list(rel["stems"].values()) + list(rel.get("slices", {}).values()) + [
+        MIDI_NAME, ARRANGEMENT_NAME]
     if flac:
         moves.append(MASTER_FLAC_NAME)
     moves.append(MASTER_NAME)
     return ExportResult(paths=rel, warnings=warnings), moves
 
 
+def used_slices(song: Song) -> dict[str, tuple[str, float, float]]:
+    """The distinct slices the song's generated parts trigger: MIDI slice name -> (path,
+    start_s, end_s), in song order (at most ``MAX_SLICE_FILES``)."""
+    from loopmind.generate.midi import slice_name
+
+    out: dict[str, tuple[str, float, float]] = {}
+    for track in song.tracks:
+        for clip in track.clips:
+            for ev in clip.events or []:
+                name = slice_name(ev)
+                if name not in out and len(out) < MAX_SLICE_FILES:
+                    out[name] = (ev.source_path, ev.source_start_s, ev.source_end_s)
+    return out
+
+
 def _move_into_place(staging: Path, out_dir: Path, moves: list[str]) -> None:
     """Rename staged files over their targets; on failure put the old targets back."""
     backup = staging / ".previous"
     backup.mkdir()
-    stems_created = False
-    if any(m.startswith(STEMS_DIR + "/") for m in moves) and not (out_dir / STEMS_DIR).is_dir():
-        (out_dir / STEMS_DIR).mkdir()
-        stems_created = True
+    dirs_created: list[str] = []
+    for sub in (STEMS_DIR, SLICES_DIR):
+        if any(m.startswith(sub + "/") for m in moves) and not (out_dir / sub).is_dir():
+            (out_dir / sub).mkdir()
+            dirs_created.append(sub)
     _fsync_dir(staging)
     done: list[tuple[str, Path | None]] = []
     try:
@@ -341,15 +381,16 @@ def _move_into_place(staging: Path, out_dir: Path, moves: list[str]) -> None:
                     os.unlink(out_dir / rel)
             except OSError:
                 pass
-        if stems_created:
+        for sub in dirs_created:
             try:
-                (out_dir / STEMS_DIR).rmdir()
+                (out_dir / sub).rmdir()
             except OSError:
                 pass
         raise
     _fsync_dir(out_dir)
-    if (out_dir / STEMS_DIR).is_dir():
-        _fsync_dir(out_dir / STEMS_DIR)
+    for sub in (STEMS_DIR, SLICES_DIR):
+        if (out_dir / sub).is_dir() and any(m.startswith(sub + "/") for m in moves):
+            _fsync_dir(out_dir / sub)
 
 
 def _cleanup(staging: Path | None, created: list[Path]) -> None:

@@ -7,7 +7,19 @@ key signature and one marker per section. Then one track per song track, named a
   one-shots at ``60 + semitones`` (a sampler with the sound on C3 = MIDI 60, as Ableton and most
   samplers name it, plays it at the song's pitch);
 * loop clips become one note per clip, ``60 + semitones`` at velocity 100, spanning the clip,
-  so the DAW user sees where each loop plays.
+  so the DAW user sees where each loop plays (texture clips too: one note per processed
+  span).
+
+Generated parts (sequence clips, hybrid and interpretive modes) get a MIDI track of their own
+after their song track, ``<track> slices``, written note by note: each ``SliceEvent`` is a note
+at its step, lasting its ``length``, with its velocity. The note is the event's ``pitch``
+(melodic parts and drum hits the generator named), else the role's General MIDI drum note,
+else a slot per distinct slice from ``SLICE_ROOT`` up (C1, the first pad of a sliced
+instrument such as Simpler's or Slicex's slice mode). Parts whose notes are all General MIDI
+drums play on channel 10. Every note
+carries a lyric naming its slice (``slice_id``), and the track starts with one text event per
+slice (``note 38 = kick_01.wav#12 1.234-1.456 s``) so a producer can map notes to slices; the
+slice files themselves are in the export's ``slices/`` folder.
 """
 
 from __future__ import annotations
@@ -24,6 +36,8 @@ LOOP_VELOCITY = 100
 DRUM_CHANNEL = 9  # channel 10, counted from 1
 GM_DRUM_NOTES = {"kick": 36, "snare": 38, "clap": 39, "hihat": 42, "cymbal": 49, "tom": 45,
                  "perc": 56}
+SLICE_ROOT = 36  # C1: the first slot of a sliced instrument
+DRUM_PART_ROLES = frozenset(GM_DRUM_NOTES) | {"drumloop"}
 
 
 def _bar_ticks(song: Song) -> int:
@@ -73,6 +87,8 @@ def build_midi(song: Song):
             (0, 0, mido.MetaMessage("track_name", name=_text(track.name), time=0))]
         for clip in track.clips:
             start = clip.start_bar * bar
+            if clip.is_sequence:
+                continue  # note by note on the track's slices track
             if clip.is_pattern:
                 note = GM_DRUM_NOTES[track.role] if drums else _clamp(ROOT_NOTE + clip.semitones)
                 for s, v in sorted(clip.steps or []):
@@ -92,7 +108,76 @@ def build_midi(song: Song):
                 events.append((start + clip.bars * bar, 0, mido.Message(
                     "note_off", channel=channel, note=note, velocity=0, time=0)))
         mid.tracks.append(_to_track(events))
+        if any(c.is_sequence and c.events for c in track.clips):
+            # channel 10 when every note is a General MIDI drum; a drum loop's slices without
+            # one are slots of a sliced instrument, on a melodic channel
+            drum_part = track.role in GM_DRUM_NOTES or (
+                track.role in DRUM_PART_ROLES
+                and all(e.pitch is not None for c in track.clips for e in c.events or []))
+            mid.tracks.append(_to_track(_slice_track(
+                track, bar=bar, step=step, channel=DRUM_CHANNEL if drum_part
+                else next(melodic))))
     return mid
+
+
+def slice_name(ev) -> str:
+    """How an event's slice is named in the MIDI file and the export's ``slices/`` folder:
+    its ``slice_id``, else ``<file stem>@<start>-<end>``."""
+    if ev.slice_id:
+        return ev.slice_id
+    return f"{Path(ev.source_path).stem}@{ev.source_start_s:.3f}-{ev.source_end_s:.3f}"
+
+
+def slice_notes(track) -> dict[str, int]:
+    """Slot notes for the distinct slices of a track's events that carry no pitch (in order of
+    first use), for a sliced instrument."""
+    slots: dict[str, int] = {}
+    drums = track.role in GM_DRUM_NOTES  # their role's drum note
+    for clip in track.clips:
+        for ev in sorted(clip.events or [], key=lambda e: e.step):
+            if ev.pitch is None and not drums:
+                slots.setdefault(slice_name(ev), _clamp(SLICE_ROOT + len(slots)))
+    return slots
+
+
+def _slice_track(track, *, bar: int, step: int, channel: int):
+    """A generated part as notes (see the module docstring)."""
+    import mido
+
+    slots = slice_notes(track)
+    events: list[tuple[int, int, object]] = [
+        (0, 0, mido.MetaMessage("track_name", name=_text(f"{track.name} slices"), time=0))]
+    legend: dict[str, str] = {}
+    for clip in track.clips:
+        if not clip.is_sequence:
+            continue
+        start = clip.start_bar * bar
+        limit = clip.bars * STEPS_PER_BAR
+        for ev in sorted(clip.events or [], key=lambda e: (e.step, slice_name(e))):
+            if not 0 <= ev.step < limit or ev.length <= 0 or ev.velocity <= 0:
+                continue
+            name = slice_name(ev)
+            if ev.pitch is not None:
+                note = _clamp(ev.pitch)
+            elif track.role in GM_DRUM_NOTES:
+                note = GM_DRUM_NOTES[track.role]
+            else:
+                note = slots[name]
+            if name not in legend:
+                legend[name] = (f"note {note} = {name}: {Path(ev.source_path).name} "
+                                f"{ev.source_start_s:.3f}-{ev.source_end_s:.3f} s"
+                                + (f" {ev.semitones:+g} st" if ev.semitones else "")
+                                + (" reversed" if ev.reverse else ""))
+            velocity = max(1, min(127, int(round(ev.velocity * 127))))
+            on = start + int(ev.step) * step
+            events.append((on, 1, mido.MetaMessage("lyrics", text=_text(name), time=0)))
+            events.append((on, 2, mido.Message("note_on", channel=channel, note=note,
+                                               velocity=velocity, time=0)))
+            events.append((on + int(ev.length) * step, 0, mido.Message(
+                "note_off", channel=channel, note=note, velocity=0, time=0)))
+    for i, text in enumerate(legend.values()):
+        events.insert(1 + i, (0, 0, mido.MetaMessage("text", text=_text(text), time=0)))
+    return events
 
 
 def _text(text: str) -> str:

@@ -479,13 +479,22 @@ def auto_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int,
         song: the arrangement; its tracks' ``mix`` are replaced.
         tracks: track name -> audio, shape (2, n).
         sr: sample rate in Hz.
-        mixer: ``HeuristicMixer()`` when None.
+        mixer: when None, the learned mixer if one is present and valid
+            (``train.mixer.default_mixer``), else ``HeuristicMixer()``.
         workers: threads for measuring; the result does not depend on it.
 
     Returns:
         the features the settings came from, by track name.
     """
-    mixer = mixer or HeuristicMixer()
+    if mixer is None:
+        # a trained mixer (the user's, else the shipped one) when present and valid, for the
+        # decisions it made better than the heuristic on held-out songs; the heuristic else
+        from loopmind.generate.train.mixer import default_mixer
+
+        mixer, why = default_mixer()
+        if why and why not in song.notes:
+            song.notes.append(why)
+        mixer = mixer or HeuristicMixer()
     todo = list({t.name: t for t in reversed(song.tracks)}.values())[::-1]  # first of a name
 
     def measure(t: Track) -> TrackFeatures:

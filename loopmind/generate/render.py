@@ -7,6 +7,14 @@ its bars. A pattern clip triggers its one-shot on 16th-note steps. Units are the
 (Rubber Band through pedalboard), so each distinct one is computed once per render, in a thread
 pool (pedalboard releases the GIL), and kept in a ``StretchCache`` on disk for the next render.
 
+Generated parts (hybrid and interpretive modes) add two kinds of clip. A sequence clip
+(``Clip.events``) plays slices of the user's files on the 16th grid: each distinct slice
+(span x reverse x pitch shift) is a unit too, re-pitched by Rubber Band or, for drums and
+short slices, by varispeed as a sampler would, and cached like the others; each event lands
+sample-exactly on its step and is cut at its length. A texture clip (``Clip.texture``) is its
+source processed into exactly ``bars`` bars of new audio by ``interpret.textures`` (granular,
+spectral freeze, long stretch, riser, swell), cached by its parameters and seed.
+
 Everything here is deterministic: the arranger decided everything, and summation happens in
 song order after all units are ready, so the result is bit-identical whatever ``workers`` is.
 """
@@ -30,8 +38,8 @@ from typing import Callable
 
 import numpy as np
 
-from loopmind.errors import DecodeError
-from loopmind.generate.song import STEPS_PER_BAR, Clip, Song
+from loopmind.errors import DecodeError, LoopMindError
+from loopmind.generate.song import STEPS_PER_BAR, Clip, SliceEvent, Song
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,9 @@ _CONTEXT_S = 0.2  # silence fed to the stretcher on each side of a unit (a few w
 # enough to keep the downbeat's attack (a 5 ms fade audibly dulls a kick on every repeat)
 _SEAM_FADE_IN_S = 0.001
 _VELOCITY_EXPONENT = 1.5
+_CUT_FADE_S = 0.005  # where a sequence event's note ends before its slice does
+# slices up to this long are re-pitched by varispeed whatever their role (see slice_key)
+VARISPEED_MAX_S = 0.5
 
 
 # -- reading sources -------------------------------------------------------------------------
@@ -198,6 +209,20 @@ def _stretch(y: np.ndarray, sr: int, *, stretch: float, semitones: float,
     return _rubberband(y, sr, stretch=stretch, semitones=semitones, high_quality=high_quality)
 
 
+def _varispeed(y: np.ndarray, *, semitones: float) -> np.ndarray:
+    """Shift (2, n) audio by ``semitones`` as a sampler does: played ``2 ** (semitones / 12)``
+    times faster (so shorter), resampled with scipy's polyphase filter.
+
+    Returns:
+        float32 array, shape (2, about n / 2 ** (semitones / 12)).
+    """
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(2.0 ** (float(semitones) / 12.0)).limit_denominator(240)
+    # playing `ratio` times faster = resampling by down / up with the rate unchanged
+    return resample_poly(y, ratio.denominator, ratio.numerator, axis=1).astype(np.float32)
+
+
 @lru_cache(maxsize=512)
 def _stretch_offset(sr: int, stretch: float, semitones: float, high_quality: bool) -> int:
     """Samples by which the stretcher's output runs late (negative: early) once it is past its
@@ -243,7 +268,10 @@ def _stretch_aligned(y: np.ndarray, sr: int, *, stretch: float, semitones: float
     silence = np.zeros((channels.shape[0], pad), np.float32)
     ext = np.concatenate([silence, channels, silence], axis=1)
     out = _stretch(ext, sr, stretch=stretch, semitones=semitones, high_quality=high_quality)
-    first = int(round(pad / stretch)) + _stretch_offset(sr, stretch, semitones, high_quality)
+    # the offset hardly depends on a fraction of a semitone: a quarter-tone grid keeps the
+    # measurements few when slices are re-pitched by cents (whole shifts are unchanged)
+    first = int(round(pad / stretch)) + _stretch_offset(sr, stretch, round(semitones * 4) / 4,
+                                                        high_quality)
     out = _fit(out[:, max(0, first):], int(round(n / stretch)))
     return np.concatenate([out, out]) if mono else out
 
@@ -261,6 +289,8 @@ class UnitKey:
         n_samples: the unit's exact length, or -1 for "as long as the stretcher makes it".
         reverse: the source is reversed before stretching.
         high_quality: Rubber Band's R3 engine rather than R2.
+        varispeed: shift pitch the way a sampler does, by playing faster or slower (length
+            changes with pitch; for drum slices, whose attack a phase vocoder smears).
     """
 
     path: str
@@ -274,15 +304,57 @@ class UnitKey:
     n_samples: int
     reverse: bool
     high_quality: bool = False
+    varispeed: bool = False
 
     @property
     def needs_stretcher(self) -> bool:
         return self.stretch != 1.0 or self.semitones != 0
 
     def digest(self) -> str:
-        raw = repr((os.fsencode(self.path), self.size, self.mtime_ns, round(self.start_s, 6),
-                    round(self.end_s, 6), self.stretch, self.semitones, self.sr,
-                    self.n_samples, self.reverse, self.high_quality, RENDER_VERSION))
+        fields_ = (os.fsencode(self.path), self.size, self.mtime_ns, round(self.start_s, 6),
+                   round(self.end_s, 6), self.stretch, self.semitones, self.sr,
+                   self.n_samples, self.reverse, self.high_quality, RENDER_VERSION)
+        if self.varispeed:  # appended only when set, so direct-mode units keep their files
+            fields_ += ("varispeed",)
+        return hashlib.sha256(repr(fields_).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TextureKey:
+    """Everything a texture clip's audio depends on (see ``interpret.textures``).
+
+    Attributes:
+        path, size, mtime_ns, start_s, end_s: the source span and its file's state.
+        semitones: shift of the source to the song's key before processing.
+        sr: output rate.
+        n_samples: the texture's exact length (the clip's bars at the song tempo).
+        spec: the clip's ``texture`` dict as canonical JSON (kind, seed, parameters).
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    start_s: float
+    end_s: float
+    semitones: float
+    sr: int
+    n_samples: int
+    spec: str
+
+    @property
+    def needs_stretcher(self) -> bool:
+        return True  # always worth caching
+
+    @property
+    def reverse(self) -> bool:
+        return False
+
+    def digest(self) -> str:
+        from loopmind.generate.interpret.textures import TEXTURE_VERSION
+
+        raw = repr(("texture", os.fsencode(self.path), self.size, self.mtime_ns,
+                    round(self.start_s, 6), round(self.end_s, 6), self.semitones, self.sr,
+                    self.n_samples, self.spec, RENDER_VERSION, TEXTURE_VERSION))
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -487,6 +559,115 @@ def unit_key(clip: Clip, song: Song, *, role: str | None = None,
                    stretch, semitones, sr, n_unit, clip.reverse, hq)
 
 
+def slice_key(event: SliceEvent, song: Song, *, role: str | None = None,
+              high_quality: bool = False) -> UnitKey:
+    """The cache key of one sequence event's slice: the span reversed and re-pitched by the
+    event's ``semitones``, never stretched. Drum slices and short slices of any role are
+    re-pitched by varispeed, as a sampler plays them (a phase vocoder smears an attack, and
+    its fixed cost per call is most of the work for a short slice); longer melodic slices go
+    through Rubber Band, which keeps their length.
+
+    Raises:
+        OSError: the source file is missing or unreadable.
+        ValueError: the slice is empty.
+    """
+    if not event.source_end_s > event.source_start_s >= 0:
+        raise ValueError(f"empty slice {event.source_start_s:.3f}-{event.source_end_s:.3f} s")
+    size, mtime_ns = _source_state(event.source_path)
+    semitones = round(float(event.semitones), 3)
+    if not (math.isfinite(semitones) and abs(semitones) <= 36):
+        raise ValueError(f"pitch shift {semitones:g} is out of range")
+    return UnitKey(event.source_path, size, mtime_ns, event.source_start_s,
+                   event.source_end_s, 1.0, semitones, song.sample_rate, -1,
+                   bool(event.reverse), bool(high_quality),
+                   varispeed=semitones != 0 and (
+                       not _pitched(role)
+                       or event.source_end_s - event.source_start_s <= VARISPEED_MAX_S))
+
+
+def texture_key(clip: Clip, song: Song, *, role: str | None = None) -> TextureKey:
+    """The cache key of a texture clip's audio (stat()s the source file).
+
+    Raises:
+        OSError: the source file is missing or unreadable.
+        ValueError: the clip's segment is empty or its texture has no known kind.
+    """
+    import json
+
+    from loopmind.generate.interpret.textures import ALL_KINDS
+
+    if not clip.source_end_s > clip.source_start_s >= 0:
+        raise ValueError(f"empty segment {clip.source_start_s:.3f}-{clip.source_end_s:.3f} s")
+    kind = (clip.texture or {}).get("kind")
+    if kind not in ALL_KINDS:
+        raise ValueError(f"unknown texture {kind!r}")
+    size, mtime_ns = _source_state(clip.source_path)
+    n = song.bar_to_sample(clip.end_bar) - song.bar_to_sample(clip.start_bar)
+    semitones = float(clip.semitones) if _pitched(role) else 0.0
+    return TextureKey(clip.source_path, size, mtime_ns, clip.source_start_s, clip.source_end_s,
+                      semitones, song.sample_rate, n,
+                      json.dumps(clip.texture, sort_keys=True, default=str))
+
+
+def render_texture_unit(key: TextureKey, cache: StretchCache | None = None) -> np.ndarray:
+    """A texture clip's audio: the source span shifted to the key, then processed.
+
+    Returns:
+        float32 array, shape (2, key.n_samples).
+
+    Raises:
+        DecodeError: the source cannot be read.
+        LoopMindError: the texture needs the neural codec and it cannot be loaded.
+    """
+    import json
+
+    from loopmind.generate.interpret.textures import render_texture
+
+    if cache is not None:
+        y = cache.get(key)
+        if y is not None:
+            return y
+    y = load_source(key.path, key.start_s, key.end_s, sr=key.sr)
+    if key.semitones:
+        _fade(y, int(_DECLICK_S * key.sr), int(_DECLICK_S * key.sr))
+        y = _stretch_aligned(y, key.sr, stretch=1.0, semitones=key.semitones,
+                             high_quality=False)
+    y = render_texture(y, sr=key.sr, n_samples=key.n_samples, spec=json.loads(key.spec))
+    y = np.ascontiguousarray(_fit(y, key.n_samples), dtype=np.float32)
+    if cache is not None:
+        cache.put(key, y)
+    return y
+
+
+def _compute(key: UnitKey | TextureKey, cache: StretchCache | None) -> np.ndarray:
+    if isinstance(key, TextureKey):
+        return render_texture_unit(key, cache)
+    return render_unit(key, cache)
+
+
+def clip_keys(clip: Clip, song: Song, *, role: str | None = None,
+              high_quality: bool = False) -> list[UnitKey | TextureKey | None]:
+    """Every unit a clip needs: one for a loop, pattern or texture clip; one per event for a
+    sequence clip (None for an event whose slice cannot play: its file is missing or its span
+    empty).
+
+    Raises:
+        OSError, ValueError: as ``unit_key`` (loop, pattern and texture clips only; a sequence
+            clip's bad events become None).
+    """
+    if clip.is_texture:
+        return [texture_key(clip, song, role=role)]
+    if clip.is_sequence:
+        keys: list[UnitKey | TextureKey | None] = []
+        for ev in clip.events or []:
+            try:
+                keys.append(slice_key(ev, song, role=role, high_quality=high_quality))
+            except (OSError, ValueError):
+                keys.append(None)
+        return keys
+    return [unit_key(clip, song, role=role, high_quality=high_quality)]
+
+
 def render_unit(key: UnitKey, cache: StretchCache | None = None) -> np.ndarray:
     """A unit's audio: the segment reversed, stretched and shifted as the key says.
 
@@ -505,10 +686,15 @@ def render_unit(key: UnitKey, cache: StretchCache | None = None) -> np.ndarray:
         y = np.ascontiguousarray(y[:, ::-1])
     if key.needs_stretcher:
         # a segment cut mid-waveform starts and ends with a step; the stretcher would smear
-        # that click over its whole window, past the reach of the clip's fades
-        _fade(y, int(_DECLICK_S * key.sr), int(_DECLICK_S * key.sr))
-        y = _stretch_aligned(y, key.sr, stretch=key.stretch, semitones=key.semitones,
-                             high_quality=key.high_quality)
+        # that click over its whole window, past the reach of the clip's fades (varispeed
+        # smears nothing: a slice keeps its attack, only its cut end is faded)
+        n_declick = int(_DECLICK_S * key.sr)
+        _fade(y, 0 if key.varispeed else n_declick, n_declick)
+        if key.varispeed:
+            y = _varispeed(y, semitones=key.semitones)
+        else:
+            y = _stretch_aligned(y, key.sr, stretch=key.stretch, semitones=key.semitones,
+                                 high_quality=key.high_quality)
     if key.n_samples >= 0:
         y = _fit(y, key.n_samples)
     y = np.ascontiguousarray(y, dtype=np.float32)
@@ -589,16 +775,52 @@ def _assemble_pattern(clip: Clip, song: Song, hit: np.ndarray, *, choke: bool) -
     return out
 
 
+def _assemble_sequence(clip: Clip, song: Song, slices: list[np.ndarray | None]) -> np.ndarray:
+    """Place each event's slice on its 16th step, cut at ``length`` steps (a short fade where
+    it is cut), gain ``velocity ** 1.5``; ``slices[i]`` is event i's audio (None: skipped)."""
+    sr = song.sample_rate
+    origin = song.bar_to_sample(clip.start_bar)
+    limit = clip.bars * STEPS_PER_BAR
+    span = song.bar_to_sample(clip.end_bar) - origin
+    placed = []
+    for ev, y in zip(clip.events or [], slices):
+        if y is None or not 0 <= int(ev.step) < limit or int(ev.length) <= 0:
+            continue
+        step = int(ev.step)
+        onset = song.bar_to_sample(clip.start_bar + step / STEPS_PER_BAR) - origin
+        end = song.bar_to_sample(clip.start_bar + (step + int(ev.length)) / STEPS_PER_BAR)
+        placed.append((onset, end - origin, ev, y))
+    n_total = max([span] + [min(end, onset + y.shape[1]) for onset, end, _, y in placed])
+    out = np.zeros((2, max(n_total, 0)), dtype=np.float32)
+    # slices start on their onsets: 1 ms at most keeps the attack and removes a step
+    n_in = min(int(round(clip.fade_in_s * sr)), int(round(_SEAM_FADE_IN_S * sr)))
+    n_out = int(round(clip.fade_out_s * sr))
+    n_cut = int(round(_CUT_FADE_S * sr))
+    for onset, end, ev, y in placed:
+        gain = np.float32(max(0.0, min(1.0, float(ev.velocity))) ** _VELOCITY_EXPONENT)
+        if gain == 0:
+            continue
+        length = min(y.shape[1], end - onset)
+        fade_out = n_out if length == y.shape[1] else min(n_cut, length // 2)
+        piece = y[:, :length] * gain
+        _fade(piece, n_in, fade_out)
+        out[:, onset:onset + length] += piece
+    return out
+
+
 def render_clip(clip: Clip, song: Song, cache: StretchCache | None = None, *,
                 role: str | None = None, choke: bool | None = None,
-                high_quality: bool = False, unit: np.ndarray | None = None) -> np.ndarray:
+                high_quality: bool = False, unit: np.ndarray | None = None,
+                slices: list[np.ndarray | None] | None = None) -> np.ndarray:
     """One clip's audio, starting at its first bar line.
 
     A loop clip repeats its unit (the segment stretched to ``source_bars`` bars) on every
     ``source_bars`` bar line; a pattern clip triggers its one-shot on each 16th step with gain
     ``velocity ** 1.5``. Clip gain and edge fades are applied: ``fade_in_s`` at the clip's
     start (at most 1 ms where the loop repeats inside the clip) and ``fade_out_s`` at the end of
-    every repetition and every hit.
+    every repetition and every hit. A sequence clip (``events``) plays each event's slice,
+    re-pitched and maybe reversed, on its step for ``length`` steps; a texture clip is its
+    processed source (``interpret.textures``), exactly ``bars`` long.
 
     Args:
         clip: the clip.
@@ -610,6 +832,8 @@ def render_clip(clip: Clip, song: Song, cache: StretchCache | None = None, *,
             hit rings to its end.
         high_quality: Rubber Band's R3 engine rather than R2 (see ``unit_key``).
         unit: the clip's unit when the caller already has it (``render_tracks`` does).
+        slices: a sequence clip's slices, one per event (None: skip that event), when the
+            caller already has them.
 
     Returns:
         float32 array, shape (2, n): n is the clip's span in samples for a loop; a pattern's
@@ -619,16 +843,33 @@ def render_clip(clip: Clip, song: Song, cache: StretchCache | None = None, *,
         DecodeError: the source file is missing or cannot be read.
         ValueError: the clip's segment is empty or its stretch out of range.
     """
+    if clip.is_sequence:
+        if slices is None:
+            slices = []
+            for key in clip_keys(clip, song, role=role, high_quality=high_quality):
+                try:
+                    slices.append(None if key is None else _compute(key, cache))
+                except DecodeError:
+                    slices.append(None)
+        y = _assemble_sequence(clip, song, slices)
+        if clip.gain_db:
+            y *= np.float32(10.0 ** (clip.gain_db / 20.0))
+        return y
     if unit is None:
         try:
-            key = unit_key(clip, song, role=role, high_quality=high_quality)
+            key = clip_keys(clip, song, role=role, high_quality=high_quality)[0]
         except OSError as exc:
             from loopmind.library import audio
 
             raise DecodeError(f"{Path(clip.source_path).name}: "
                               f"{audio._os_error(Path(clip.source_path), exc)}") from None
-        unit = render_unit(key, cache)
-    if clip.is_pattern:
+        unit = _compute(key, cache)
+    if clip.is_texture:
+        y = unit[:, :song.bar_to_sample(clip.end_bar) - song.bar_to_sample(clip.start_bar)]
+        y = y.copy()
+        _fade(y, int(round(clip.fade_in_s * song.sample_rate)),
+              int(round(clip.fade_out_s * song.sample_rate)))
+    elif clip.is_pattern:
         if choke is None:
             choke = role in CHOKE_ROLES
         y = _assemble_pattern(clip, song, unit, choke=choke)
@@ -695,37 +936,42 @@ def render_tracks(song: Song, *, cache: StretchCache | None = None, workers: int
     notes: list[str] = []
 
     # 1. which unit every clip needs (a missing file is known here, before any work)
-    plan: list[list[tuple[Clip, UnitKey | None]]] = []
+    plan: list[list[tuple[Clip, list]]] = []
     for track in song.tracks:
         plan.append([])
         for clip in track.clips:
             try:
-                key = unit_key(clip, song, role=track.role, high_quality=high_quality)
+                clip_units = clip_keys(clip, song, role=track.role, high_quality=high_quality)
             except OSError:
                 notes.append(_skip_note(track.name, clip, "the source file is missing"))
-                key = None
+                clip_units = None
             except ValueError as exc:
                 notes.append(_skip_note(track.name, clip, str(exc)))
-                key = None
-            plan[-1].append((clip, key))
-    keys = list(dict.fromkeys(k for clips in plan for _, k in clips if k is not None))
+                clip_units = None
+            if clip_units is not None and clip.is_sequence and None in clip_units:
+                bad = clip_units.count(None)
+                notes.append(f"skipped {bad} of {len(clip_units)} slices on {track.name} at "
+                             f"bar {clip.start_bar + 1}: a source is missing or empty")
+            plan[-1].append((clip, clip_units))
+    keys = list(dict.fromkeys(k for clips in plan for _, ks in clips if ks is not None
+                              for k in ks if k is not None))
     hits_before = (cache.hits, cache.misses) if cache is not None else (0, 0)
     n_steps = len(keys) + len(song.tracks)
     done = 0
 
     # 2. units, in parallel (each is deterministic on its own)
-    units: dict[UnitKey, np.ndarray] = {}
-    failed: dict[UnitKey, str] = {}
+    units: dict[UnitKey | TextureKey, np.ndarray] = {}
+    failed: dict[UnitKey | TextureKey, str] = {}
     stretched = 0
 
-    def job(key: UnitKey) -> np.ndarray:
-        return render_unit(key, cache)
+    def job(key: UnitKey | TextureKey) -> np.ndarray:
+        return _compute(key, cache)
 
-    def finish(key: UnitKey, fut_result: Callable[[], np.ndarray]) -> None:
+    def finish(key: UnitKey | TextureKey, fut_result: Callable[[], np.ndarray]) -> None:
         nonlocal done
         try:
             units[key] = fut_result()
-        except DecodeError as exc:
+        except LoopMindError as exc:  # unreadable source; a texture's codec not available
             failed[key] = str(exc)
         except (ValueError, RuntimeError) as exc:  # the stretcher refused this unit
             log.exception("could not render %s", key)
@@ -757,13 +1003,23 @@ def render_tracks(song: Song, *, cache: StretchCache | None = None, workers: int
         y = out.get(track.name)
         if y is None:
             y = out[track.name] = np.zeros((2, n_total), dtype=np.float32)
-        for clip, key in clips:
-            if key is None:
+        for clip, clip_units in clips:
+            if clip_units is None:
                 continue
-            if key in failed:
-                notes.append(_skip_note(track.name, clip, failed[key]))
-                continue
-            clip_y = render_clip(clip, song, role=track.role, unit=units[key])
+            if clip.is_sequence:
+                bad = [k for k in clip_units if k is not None and k in failed]
+                if bad:
+                    notes.append(f"skipped {len(bad)} slices on {track.name} at bar "
+                                 f"{clip.start_bar + 1}: {failed[bad[0]]}")
+                clip_y = render_clip(clip, song, role=track.role,
+                                     slices=[units.get(k) if k is not None else None
+                                             for k in clip_units])
+            else:
+                key = clip_units[0]
+                if key in failed:
+                    notes.append(_skip_note(track.name, clip, failed[key]))
+                    continue
+                clip_y = render_clip(clip, song, role=track.role, unit=units[key])
             a = song.bar_to_sample(clip.start_bar)
             b = min(n_total, a + clip_y.shape[1])
             if b > a:

@@ -597,6 +597,8 @@ def _fit(plan: list[SectionPlan], target: int, unit: tuple[str, ...],
     peak = max(plan[head:len(plan) - tail] or plan, key=lambda p: p.energy).name
     # a bridge or breakdown can go entirely when the song must lose at least that much
     for i in reversed(range(head, len(plan) - tail)):
+        if i >= len(plan) - tail:  # merging neighbours shortened the plan below i
+            continue
         p = plan[i]
         if p.name in _OPTIONAL_SECTIONS and p.name != peak and total - p.bars >= target:
             rest = _merge_neighbours(plan[:i] + plan[i + 1:])

@@ -1,6 +1,6 @@
 """Embeddings for "find by sound": one fixed-length, L2-normalized vector per segment.
 
-Two embedders share the ``Embedder`` protocol:
+Three embedders share the ``Embedder`` protocol:
 
 * ``FeatureEmbedder`` ("features", the default): numpy/scipy only, no download. A timbre block
   (the gain-independent ``role_features`` plus a coarse mel-spectrum shape, spectral contrast,
@@ -13,6 +13,10 @@ Two embedders share the ``Embedder`` protocol:
   orders them within it, which is what a producer means by "more like this".
 * ``ClapEmbedder`` ("clap"): LAION-CLAP audio and text embeddings from a local checkpoint, an
   optional extra (``pip install laion-clap`` beside torch) that is imported on first use only.
+
+* ``LearnedEmbedder`` ("learned"): a small convolutional network trained on the user's own
+  library with ``loopmind train embedder`` (``loopmind.generate.train.embedder``, torch on
+  first use); without a usable checkpoint it falls back to "features" with a warning.
 
 ``get_embedder(name)`` returns one by name (None: the settings' default, "features").
 
@@ -562,6 +566,8 @@ EMBEDDERS: dict[str, str] = {
                 "download)",
     "clap": "LAION-CLAP audio/text embeddings (optional extra laion-clap and a local "
             "checkpoint)",
+    "learned": "a small network trained on your own library (`loopmind train embedder`; "
+               "falls back to 'features' without a usable checkpoint)",
 }
 _INSTANCES: dict[str, Embedder] = {}
 _INSTANCES_LOCK = threading.Lock()
@@ -584,6 +590,25 @@ def get_embedder(name: str | None = None) -> Embedder:
                             + ", ".join(EMBEDDERS))
     with _INSTANCES_LOCK:
         if key not in _INSTANCES:
-            _INSTANCES[key] = FeatureEmbedder() if key == "features" else \
-                ClapEmbedder.from_settings()
+            if key == "learned":
+                _INSTANCES[key] = _learned_or_features()
+            else:
+                _INSTANCES[key] = FeatureEmbedder() if key == "features" else \
+                    ClapEmbedder.from_settings()
         return _INSTANCES[key]
+
+
+def _learned_or_features() -> Embedder:
+    """The learned embedder (``loopmind.generate.train.embedder``; torch runs it), or the
+    feature embedder with a warning when there is no usable checkpoint (missing, of another
+    version or of the wrong shape)."""
+    import logging
+
+    from loopmind.generate.train.common import ModelError
+    from loopmind.generate.train.embedder import learned_embedder
+
+    try:
+        return learned_embedder()
+    except ModelError as exc:
+        logging.getLogger(__name__).warning("%s; using the 'features' embedder", exc)
+        return FeatureEmbedder()

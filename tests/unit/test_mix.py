@@ -76,7 +76,9 @@ def _mixed(bars: int = 4, stems: dict | None = None, **master) -> tuple[Song, Mi
 def standard() -> tuple[Song, dict[str, np.ndarray], MixResult, dict[str, TrackFeatures]]:
     song = _song()
     stems = _stems()
-    features = auto_mix(song, stems, sr=SR)
+    # the heuristic's settings are what these tests check (a shipped learned mixer may
+    # override some of them by default; test_train covers that path)
+    features = auto_mix(song, stems, sr=SR, mixer=HeuristicMixer())
     return song, stems, apply_mix(song, stems, sr=SR), features
 
 

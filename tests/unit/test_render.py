@@ -358,3 +358,127 @@ def test_clip_without_source_bars_plays_once(tmp_path: Path, cache: StretchCache
     start = song.bar_to_sample(1)
     assert abs(loud[0] - start) < 0.01 * SR
     assert abs((loud[-1] - loud[0]) / SR - 1.0) < 0.02  # 1.5 s at 1.5x
+
+
+# -- sequence and texture clips (hybrid and interpretive modes) ------------------------------
+
+def _seq_clip(path: Path, events: list, *, start_bar: int = 1, bars: int = 2) -> Clip:
+    return Clip(start_bar=start_bar, bars=bars, source_path=str(path), source_start_s=0.0,
+                source_end_s=0.1, events=events, fade_in_s=0.0, generated=True)
+
+
+def test_sequence_events_land_sample_exactly_on_their_steps(tmp_path: Path,
+                                                             cache: StretchCache) -> None:
+    from loopmind.generate.song import SliceEvent
+
+    bpm = 97.0
+    # three "slices" in one file: an impulse 5 samples into each 0.1 s region
+    y = np.zeros(SR, dtype=np.float32)
+    for k, amp in enumerate((0.9, 0.6, 0.3)):
+        y[int(k * 0.1 * SR) + 5] = amp
+    path = write_audio(tmp_path / "slices.wav", y, subtype="FLOAT")
+    plan = [(0, 0, 1.0), (3, 1, 1.0), (10, 2, 0.5), (17, 0, 0.8), (31, 1, 1.0)]
+    events = [SliceEvent(step=s, length=2, source_path=str(path), source_start_s=k * 0.1,
+                         source_end_s=k * 0.1 + 0.1, velocity=v, slice_id=f"slices#{k}")
+              for s, k, v in plan]
+    song = _song(bpm, [Track("fills", "perc", [_seq_clip(path, events)])])
+    out = render_tracks(song, cache=cache).tracks["fills"][0]
+    peaks = np.flatnonzero(np.abs(out) > 0.05)
+    expected = [song.bar_to_sample(1 + s / 16) + 5 for s, _, _ in plan]
+    np.testing.assert_array_equal(peaks, expected)
+    amps = [(0.9, 0.6, 0.3)[k] * v ** 1.5 for _, k, v in plan]
+    np.testing.assert_allclose(out[peaks], amps, rtol=1e-5)
+
+
+def test_sequence_event_is_cut_at_its_length(tmp_path: Path, cache: StretchCache) -> None:
+    from loopmind.generate.song import SliceEvent
+
+    bpm = 120.0  # a 16th is 0.125 s
+    path = write_audio(tmp_path / "tone.wav", tone(300.0, 1.0), subtype="FLOAT")
+    ev = SliceEvent(step=4, length=2, source_path=str(path), source_start_s=0.0,
+                    source_end_s=1.0)
+    clip = _seq_clip(path, [ev], start_bar=0, bars=1)
+    y = render_clip(clip, _song(bpm, []), cache, role="keys")[0]
+    a = int(round(4 * 0.125 * SR))
+    b = int(round(6 * 0.125 * SR))
+    assert np.abs(y[:a]).max() == 0.0
+    assert np.abs(y[a + 500:b - 500]).max() > 0.3
+    assert np.abs(y[b:]).max() == 0.0  # the note ends at its length, faded, no ringing
+    assert np.abs(y[b - 3]) < 0.05  # the cut is faded, not a step
+
+
+def _peak_hz(y: np.ndarray, a: int, n: int) -> float:
+    seg = y[a:a + n] * np.hanning(n)
+    spec = np.abs(np.fft.rfft(seg, 8 * SR))
+    return float(np.argmax(spec) / 8)
+
+
+@pytest.mark.parametrize("role", ["keys", "perc"])
+def test_sequence_event_semitones_move_the_pitch(tmp_path: Path, cache: StretchCache,
+                                                 role: str) -> None:
+    from loopmind.generate.song import SliceEvent
+
+    bpm = 120.0
+    path = write_audio(tmp_path / "a440.wav", tone(440.0, 1.5), subtype="FLOAT")
+    ev = SliceEvent(step=0, length=16, source_path=str(path), source_start_s=0.0,
+                    source_end_s=1.5, semitones=-5.0)
+    y = render_clip(_seq_clip(path, [ev], start_bar=0, bars=1), _song(bpm, []), cache,
+                    role=role)[0]
+    # keys go through Rubber Band (length kept), drums through varispeed (a sampler's
+    # slower, lower playback): both land on the shifted pitch
+    assert abs(_peak_hz(y, SR // 4, SR // 2) - 440.0 * 2 ** (-5 / 12)) < 3.0
+
+
+def test_reversed_slice_and_cached_shift(tmp_path: Path, cache: StretchCache,
+                                         stretch_calls) -> None:
+    from loopmind.generate.song import SliceEvent
+
+    ramp = np.linspace(0.0, 0.8, SR, dtype=np.float32)
+    path = write_audio(tmp_path / "ramp.wav", ramp, subtype="FLOAT")
+    ev = SliceEvent(step=0, length=16, source_path=str(path), source_start_s=0.0,
+                    source_end_s=1.0, reverse=True)
+    y = render_clip(_seq_clip(path, [ev], start_bar=0, bars=1), _song(120.0, []), cache,
+                    role="fx")[0]
+    assert y[10] > 0.75 and y[SR - 200] < 0.01  # loud first: played backwards
+    shifted = SliceEvent(**{**ev.__dict__, "semitones": 2.0, "reverse": False})
+    short = SliceEvent(**{**shifted.__dict__, "source_end_s": 0.2, "step": 8})
+    song = _song(120.0, [Track("keys", "keys", [_seq_clip(path, [shifted, shifted, short])])])
+    first = render_tracks(song, cache=cache)
+    again = render_tracks(song, cache=cache)
+    # the long slice goes through Rubber Band once, the short one is re-pitched by
+    # varispeed; both are cached
+    assert len(stretch_calls) == 1
+    assert again.cache_hits == 2 and first.cache_misses == 2
+    assert np.array_equal(first.tracks["keys"], again.tracks["keys"])
+
+
+def test_texture_clip_fills_its_bars_exactly_and_is_cached(tmp_path: Path,
+                                                           cache: StretchCache) -> None:
+    bpm = 123.0
+    path = write_audio(tmp_path / "pad.wav", tone(220.0, 2.0, harmonics=4), subtype="FLOAT")
+    clip = Clip(start_bar=1, bars=3, source_path=str(path), source_start_s=0.0,
+                source_end_s=2.0, texture={"kind": "freeze", "seed": 9}, generated=True)
+    song = _song(bpm, [Track("texture", "pad", [clip])])
+    first = render_tracks(song, cache=cache, tail_s=0.0)
+    y = first.tracks["texture"]
+    a, b = song.bar_to_sample(1), song.bar_to_sample(4)
+    assert np.abs(y[:, :a]).max() == 0.0
+    assert np.sqrt(np.mean(y[:, a:b] ** 2)) > 0.01
+    assert y.shape[1] == b
+    again = render_tracks(song, cache=cache, tail_s=0.0)
+    assert again.cache_hits == 1 and np.array_equal(again.tracks["texture"], y)
+
+
+def test_missing_slice_source_skips_only_those_events(tmp_path: Path,
+                                                      cache: StretchCache) -> None:
+    from loopmind.generate.song import SliceEvent
+
+    path = write_audio(tmp_path / "hit.wav", _impulses(4410, [5]), subtype="FLOAT")
+    good = SliceEvent(step=0, length=4, source_path=str(path), source_start_s=0.0,
+                      source_end_s=0.1)
+    gone = SliceEvent(step=4, length=4, source_path=str(tmp_path / "gone.wav"),
+                      source_start_s=0.0, source_end_s=0.1)
+    song = _song(120.0, [Track("fills", "perc", [_seq_clip(path, [good, gone])])])
+    r = render_tracks(song, cache=cache)
+    assert np.abs(r.tracks["fills"]).max() > 0.5
+    assert any("1 of 2 slices" in n for n in r.notes)
