@@ -114,16 +114,17 @@ async def test_generate_errors_are_one_line_and_the_brain_calms_down(make_app):
     async with app.run_test(size=SIZE, message_hook=hook, notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("ctrl+g")
-        app.screen.query_one("#mode", Select).value = "interpret"
+        app.screen.query_one("#tag", Input).value = "no-such-tag-anywhere"
+        app.screen.query_one("#prompt", Input).focus()
         await pilot.press("enter")  # enter in the prompt field submits
         await wait_for(pilot, lambda: hook.of(m.WorkFailed), what="the error")
         await wait_workers(pilot)
         failed = hook.of(m.WorkFailed)[-1]
-        assert failed.what == "generating a song" and "not available" in failed.error
+        assert failed.what == "generating a song" and "no sounds" in failed.error
         message = str(app.studio.query_one(StatusBar).query_one("#message").render())
-        assert "\n" not in message and "Traceback" not in message and "not available" in message
+        assert "\n" not in message and "Traceback" not in message and "no sounds" in message
         assert not app.studio.query_one(AIBrainButton).thinking
-        assert any("not available" in n.message for n in app._notifications)
+        assert any("no sounds" in n.message for n in app._notifications)
         # a form error stays in the dialog
         await pilot.press("ctrl+g")
         app.screen.query_one("#seed", Input).value = "seven"
@@ -172,3 +173,31 @@ async def test_export_needs_a_song_and_can_be_cancelled(make_app):
         assert app.screen.query_one("#folder", Input).value.endswith("studio-song")
         await pilot.press("escape")
         assert not isinstance(app.screen, ExportModal)
+
+
+@pilot_test
+async def test_the_brain_makes_a_hybrid_song_with_generated_channels(make_app):
+    hook = Messages()
+    app = make_app()
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+g")
+        app.screen.query_one("#prompt", Input).value = "dark trap 140 in F minor"
+        app.screen.query_one("#mode", Select).value = "hybrid"
+        app.screen.query_one("#seed", Input).value = "3"
+        app.screen.query_one("#minutes", Input).value = "1"
+        await pilot.click("#go")
+        await wait_for(pilot, lambda: hook.of(m.SongGenerated) or hook.of(m.WorkFailed),
+                       timeout=240, what="the song")
+        assert not hook.of(m.WorkFailed), hook.of(m.WorkFailed)[0].error
+        await wait_workers(pilot)
+        song = app.session.song
+        assert song.mode == "hybrid"
+        generated = [t for t in song.tracks if any(c.generated for c in t.clips)]
+        assert generated, [t.name for t in song.tracks]
+        assert set(app.session.stems) == {t.name for t in song.tracks}
+        rack = {c.name: c for c in app.studio.query_one(ChannelRack).channels}
+        stepped = [t for t in generated if any(c.is_sequence for c in t.clips)]
+        assert stepped, "no fills or variations as slice events"
+        for t in stepped:  # generated parts show as step channels with their hits
+            assert rack[t.name].steps is not None and "generated" in rack[t.name].detail
