@@ -42,5 +42,15 @@ def test_interpret_mode_end_to_end(indexed_demo, tmp_path):
     assert (tmp_path / "i" / "arrangement.json").read_text() == \
         (tmp_path / "j" / "arrangement.json").read_text()
     del again
+    other = generate_song(lib, "house", folder=str(root), seed=6, minutes=1.0,
+                          mode="interpret", out_dir=tmp_path / "k")
+    a, b = _song(tmp_path / "i"), _song(tmp_path / "k")
+    events = lambda s: [(t.name, e.step, e.slice_id, e.pitch)  # noqa: E731
+                        for t in s.tracks for c in t.clips for e in c.events or []]
+    assert events(a) != events(b)  # another seed, another song
+    assert other.paths["master"].is_file()
+    # the generated parts go out as MIDI notes and as the slices they play
+    assert (tmp_path / "i" / "song.mid").is_file()
+    assert any((tmp_path / "i" / "slices").glob("*.wav"))
 
 
