@@ -26,6 +26,7 @@ import re
 import shutil
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -275,12 +276,19 @@ def _write_staged(song: Song, tracks: dict[str, np.ndarray], master: np.ndarray,
     """Write every file under ``staging``; return relative paths and the move order."""
     warnings: list[str] = []
     rel: dict = {"master": MASTER_NAME}
-    y = _as_frames(master, "the master")
-    _write_audio(staging / MASTER_NAME, y, sr, "WAV")
+    # the audio files are independent: quantize and write them on a few threads (numpy and
+    # libsndfile release the GIL); the first failure is raised once every write has ended
+    jobs: list[tuple[Path, Callable[[], np.ndarray], str, str]] = []
+    master_frames: list[np.ndarray] = []
+
+    def master_y() -> np.ndarray:
+        if not master_frames:
+            master_frames.append(_as_frames(master, "the master"))
+        return master_frames[0]
+
+    jobs.append((staging / MASTER_NAME, master_y, "WAV", "the master"))
     if flac:
-        _write_audio(staging / MASTER_FLAC_NAME, y, sr, "FLAC")
         rel["master_flac"] = MASTER_FLAC_NAME
-    del y
     (staging / STEMS_DIR).mkdir()
     stem_names = stem_filenames(list(tracks))
     rel["stems"] = {}
@@ -288,7 +296,8 @@ def _write_staged(song: Song, tracks: dict[str, np.ndarray], master: np.ndarray,
         if np.abs(audio).max(initial=0.0) > 1.0 - 0.5 / _FULL_SCALE:
             warnings.append(f"stem {name!r} peaks above 0 dBFS and was clipped")
         r = f"{STEMS_DIR}/{stem_names[name]}"
-        _write_audio(staging / r, _as_frames(audio, f"the {name} stem"), sr, "WAV")
+        jobs.append((staging / r, lambda a=audio, n=name: _as_frames(a, f"the {n} stem"), "WAV",
+                     name))
         rel["stems"][name] = r
     rel["midi"] = MIDI_NAME
     write_midi(song, staging / MIDI_NAME)
@@ -307,8 +316,31 @@ def _write_staged(song: Song, tracks: dict[str, np.ndarray], master: np.ndarray,
                 warnings.append(f"slice {name} not written: {exc}")
                 continue
             r = f"{SLICES_DIR}/{file_name}"
-            _write_audio(staging / r, _as_frames(y, f"the slice {name}"), sr, "WAV")
+            jobs.append((staging / r, lambda y=y, n=name: _as_frames(y, f"the slice {n}"),
+                         "WAV", name))
             rel["slices"][name] = r
+
+    failed: list[BaseException] = []
+
+    def write(job: tuple[Path, Callable[[], np.ndarray], str, str]) -> None:
+        if failed:  # a full disk stays full: start no other file
+            return
+        path, frames, fmt, _ = job
+        try:
+            _write_audio(path, frames(), sr, fmt)
+        except BaseException as exc:
+            failed.append(exc)
+            raise
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        futures = [pool.submit(write, job) for job in jobs]
+    for fut in futures:
+        fut.result()  # re-raise the first failure (the others have finished)
+    if flac:
+        _write_audio(staging / MASTER_FLAC_NAME, master_y(), sr, "FLAC")
+    master_frames.clear()
     rel["arrangement"] = ARRANGEMENT_NAME
     doc = song.to_dict()
     doc["files"] = {"master": MASTER_NAME, **({"master_flac": MASTER_FLAC_NAME} if flac else {}),

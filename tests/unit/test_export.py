@@ -222,7 +222,7 @@ def test_failure_midway_leaves_nothing_partial(tmp_path: Path, rendered,
     quieter = [t * np.float32(0.5) for t in tracks.values()]
     with pytest.raises(ExportError, match="no space left on device"):
         export_song(song, dict(zip(tracks, quieter)), master * 0.5, out)
-    assert len(calls) == 2
+    assert len(calls) >= 2  # files are written on a few threads: some may have been under way
     after = _tree(out)
     assert after.pop("notes.txt") == b"mine"
     assert after == before
