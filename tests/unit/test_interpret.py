@@ -398,3 +398,141 @@ def test_copy_guards():
             for i in range(4)]
     assert is_copy([(4 * i, s) for i, s in enumerate(loop)])  # every slice back in its place
     assert not is_copy([(4 * i, s) for i, s in enumerate(reversed(loop))])
+
+
+def test_reference_part_plays_an_item_in_the_parts_form(tmp_path):
+    """A one-shot is triggered on the part's own steps; a loop is stretched to the song's tempo
+    and repeated over the part's bars; the centroid distance prefers the nearer set."""
+    from loopmind.generate.interpret.measures import centroid_distance, reference_part
+    from loopmind.generate.song import Clip, SliceEvent
+
+    song = Song(bpm=120.0, key="A minor", seed=0,
+                sections=[Section("verse", 0, 2, roles=["kick"], energy=0.8)])
+    y_hit = drum_hit("kick_punchy", sr=SR)[: int(0.1 * SR)]
+    hit = write_audio(tmp_path / "kick.wav", y_hit, sr=SR)
+    ev = [SliceEvent(step=s, length=2, source_path=str(hit), source_start_s=0.0,
+                     source_end_s=0.1, velocity=1.0, slice_id=f"k#{s}") for s in (0, 6, 20)]
+    clip = Clip(start_bar=0, bars=2, source_path=str(hit), source_start_s=0.0,
+                source_end_s=0.1, events=ev, generated=True)
+    y = reference_part([clip], song, path=str(hit), start_s=0.0, end_s=0.1, role="kick")
+    step_n = song.bar_s / STEPS_PER_BAR * song.sample_rate
+    assert len(y) == song.bar_to_sample(2)
+    env = np.abs(y)
+    for s in (0, 6, 20):
+        a = int(s * step_n)
+        assert env[a:a + 200].max() > 0.1  # a hit on each of the part's steps
+    assert env[int(10 * step_n):int(12 * step_n)].max() < 1e-3  # and none elsewhere
+
+    # a one-bar loop at 100 BPM with a click on each beat, played in a 120 BPM part
+    bar = np.zeros(int(2.4 * SR), dtype=np.float32)
+    for b in range(4):
+        bar[int(b * 0.6 * SR):int(b * 0.6 * SR) + 200] = 0.8
+    loop = write_audio(tmp_path / "loop.wav", bar, sr=SR)
+    y = reference_part([clip], song, path=str(loop), start_s=0.0, end_s=2.4, loop=True,
+                       bpm=100.0, bars=1.0, role="drumloop")
+    assert len(y) == song.bar_to_sample(2)
+    beat_n = int(0.5 * song.sample_rate)  # a beat at 120 BPM
+    for b in range(8):
+        assert np.abs(y[max(0, b * beat_n - 441):b * beat_n + 441]).max() > 0.1
+    assert np.abs(y[beat_n // 2 - 2000:beat_n // 2 + 2000]).max() < 0.05
+    y = reference_part([clip], song, path=str(loop), start_s=0.0, end_s=2.4, loop=True,
+                       bpm=100.0, bars=1.0, role="drumloop", max_s=1.0)
+    assert len(y) == song.sample_rate
+    # a loop without a tempo is played whole, back to back, at its own speed
+    y = reference_part([clip], song, path=str(loop), start_s=0.0, end_s=2.4, loop=True,
+                       role="drumloop")
+    assert len(y) == song.bar_to_sample(2)
+    for b in range(6):
+        a = int(b * 0.6 * song.sample_rate)
+        assert np.abs(y[a:a + 100]).max() > 0.1
+
+    near = np.array([[1.0, 0.1], [1.0, -0.1]])
+    far = np.array([[0.0, 1.0], [0.2, 1.0]])
+    v = np.array([1.0, 0.0])
+    assert centroid_distance(v, near) < 1e-6 < centroid_distance(v, far)
+
+
+def test_loop_slices_keep_their_own_level(interp):
+    """A slice of a loop plays at the level it has in its loop: its velocity does not scale
+    with its loudness (that would change the kit's balance), only a quiet section softens it,
+    and slices of louder loops are brought down to the quietest loop used (so the level does
+    not jump from loop to loop); one-shots are still scaled by their level."""
+    from loopmind.generate.interpret.parts import SOFT_ENERGY, _velocity
+    from loopmind.generate.interpret.slices import Slice
+
+    by_id = {s.id: s for s in interp["bank"].slices}
+    song = interp["song"]
+    drums = next(t for t in interp["tracks"] if t.name == "drumloop")
+    sq: dict[int, list[float]] = {}
+    for s in interp["bank"].by_role("drumloop"):
+        sq.setdefault(s.item_id, []).append(s.rms ** 2)
+    level = {i: float(np.sqrt(np.mean(v))) for i, v in sq.items()}
+    seen = set()
+    mixed = 0  # clips that play slices of loops at different levels
+    for c in drums.clips:
+        sec = next(s for s in song.sections if s.start_bar == c.start_bar)
+        want = 0.85 if sec.energy < SOFT_ENERGY else 1.0
+        levels = {level[by_id[e.slice_id].item_id] for e in c.events}
+        mixed += max(levels) > 1.2 * min(levels)
+        lo = min(levels)
+        for e in c.events:
+            s = by_id[e.slice_id]
+            assert s.kind == "loop"
+            # every loop at the quietest one's level: velocity ** 1.5 * level is constant
+            assert e.velocity ** 1.5 * level[s.item_id] == pytest.approx(
+                want ** 1.5 * lo, rel=2e-3)
+            seen.add(round(s.rms, 4))
+    assert len(seen) > 3  # slices of many levels, at one velocity per loop
+    assert mixed
+
+    def one(kind, rms):
+        return Slice(id="x#1.0", item_id=1, role="kick", kind=kind, path="x.wav", start_s=0.0,
+                     end_s=0.1, rms=rms)
+    assert _velocity(one("loop", 0.05), 1.0, 0.9) == _velocity(one("loop", 1.0), 1.0, 0.9)
+    assert _velocity(one("oneshot", 0.05), 1.0, 0.9) < _velocity(one("oneshot", 1.0), 1.0, 0.9)
+
+
+def test_drum_slices_fill_the_gap_to_the_next_hit():
+    """A drum-loop slice is chosen to last until the next hit (a loop has no holes): one of
+    the candidates that does, else one of the group's, else the longest candidate."""
+    from loopmind.generate.interpret.parts import _drumloop_section, _filling
+    from loopmind.generate.interpret.learn import RoleStats
+    from loopmind.generate.interpret.slices import Slice
+
+    song = Song(bpm=120.0, key="A minor", seed=0,
+                sections=[Section("verse", 0, 4, roles=["drumloop"], energy=0.8)])
+    step_s = song.bar_s / STEPS_PER_BAR
+
+    def sl(i, steps):
+        return Slice(id=f"a#1.{i}", item_id=1 + i % 2, role="drumloop", kind="loop",
+                     path="a.wav", start_s=0.0, end_s=steps * step_s, step=(4 * i) % 16,
+                     length=steps, loop_steps=16, bpm=100.0, rms=0.1)
+
+    short, mid, long_ = sl(0, 1), sl(1, 2), sl(2, 4)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        assert _filling([short, mid, long_], [short, mid, long_], 2, song, rng) in (mid, long_)
+        assert _filling([short], [short, mid, long_], 4, song, rng) is long_
+        assert _filling([short, mid], [short, mid], 4, song, rng) is mid
+
+    class Sampler:  # every bar: hits on 0, 4, 8, 12, all of cluster 0
+        vocab = ["drumloop:|"] + [f"drumloop:0:{p}" for p in (0, 4, 8, 12)]
+
+        def start(self, role):
+            self.i = 0
+
+        def probs(self):
+            p = np.zeros(len(self.vocab))
+            p[[0, 1, 2, 3, 4][self.i % 5]] = 1.0
+            return p
+
+        def push(self, tok):
+            self.i += 1
+
+    slices = [sl(i, 1 + i % 4) for i in range(12)]
+    st = RoleStats(role="drumloop", slices=slices, clusters=np.zeros(12, dtype=int),
+                   n_clusters=1)
+    events = _drumloop_section(Sampler(), st, song.sections[0], song, rng)
+    assert events
+    for e in events:  # every hit rings for the 4 steps to the next one
+        assert e.source_end_s - e.source_start_s >= 4 * step_s - 1e-9

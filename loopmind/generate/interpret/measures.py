@@ -179,20 +179,22 @@ def centroid_distance(vector: np.ndarray, pool_vectors: np.ndarray) -> float:
 
 
 def reference_part(clips, song, *, path: str, start_s: float, end_s: float,
-                   bpm: float | None = None, bars: float | None = None,
+                   loop: bool = False, bpm: float | None = None, bars: float | None = None,
                    role: str | None = None, max_s: float | None = None) -> np.ndarray:
     """A pool item played in the form of a generated part, the way the direct arranger plays it.
 
-    A loop (``bpm`` given) is stretched to the song's tempo to fill its bars (its labelled bar
+    A loop with a tempo is stretched to the song's tempo to fill its bars (its labelled bar
     count, else its length in bars at its own tempo) and repeated over all the part's bars; a
-    one-shot (or a loop without a tempo) is triggered on every step of the part's events with
-    their velocities. Neither is shifted to the song's key.
+    loop without one is played whole, back to back, at its own speed; a one-shot is triggered
+    on every step of the part's events with their velocities. None is shifted to the song's
+    key.
 
     Args:
         clips: the generated part's clips (sequence clips: ``events`` set), in order.
         song: the part's song (tempo, sample rate).
         path, start_s, end_s: the item's audio.
-        bpm, bars: the item's tempo and bar count when it is a loop.
+        loop: whether the item is a loop.
+        bpm, bars: the loop's tempo and bar count (None: unknown).
         role: the part's role (drum roles choke and are never re-pitched).
         max_s: keep at most this many seconds.
 
@@ -206,7 +208,13 @@ def reference_part(clips, song, *, path: str, start_s: float, end_s: float,
     n_total = sum(song.bar_to_sample(c.end_bar) - song.bar_to_sample(c.start_bar) for c in clips)
     if max_s is not None:
         n_total = min(n_total, int(round(max_s * song.sample_rate)))
-    if bpm:
+    if loop and not bpm:
+        from loopmind.generate.render import load_source
+
+        y = _mono(load_source(path, start_s, end_s, sr=song.sample_rate))
+        if len(y):
+            y = np.tile(y, int(np.ceil(n_total / len(y))))
+    elif loop:
         if not bars:
             bars = max(1.0, round((end_s - start_s) * bpm / 240.0))
         clip = Clip(start_bar=0, bars=int(total_bars), source_path=path, source_start_s=start_s,

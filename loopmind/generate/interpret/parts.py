@@ -9,7 +9,9 @@ Given a song skeleton from the direct arranger (sections with their roles, tempo
   from one or two source loops (one kit, not a collage); otherwise kick, snare, hihat, ...
   parts from the user's one-shots (or drum-loop slices of that drum) on bar patterns learned
   from the pool's drum loops (the genre's pattern when it has none), varied per bar and by
-  section energy;
+  section energy; a drum-loop slice plays at its own level in its loop (loops of different
+  levels brought to the quietest one used) and is chosen to last until the next hit, so the
+  part has no holes its loops never had;
 * bass and melodic parts (bass, keys, lead, guitar, vocal, strings): a new diatonic chord
   progression in the song's key (chords weighted by the harmony of the pool), a rhythm and
   slice kinds from the sequence model (the pool's kick bars or simple patterns for a role
@@ -191,7 +193,16 @@ def is_copy(bar_events: list[tuple[int, Slice]], *, share: float = 0.6) -> bool:
 
 
 def _velocity(s: Slice, top_rms: float, energy: float) -> float:
-    v = 0.55 + 0.45 * min(1.0, s.rms / top_rms) if top_rms > 0 else 0.9
+    """An event's velocity: softer in a quiet section; a one-shot also by its level.
+
+    A loop slice already carries its level in its loop (a ghost note is quiet, a hihat sits
+    under the kick), so scaling it by its level again would change the kit's balance and
+    the loop's dynamics; it plays at full velocity.
+    """
+    if s.kind == "loop":
+        v = 1.0
+    else:
+        v = 0.55 + 0.45 * min(1.0, s.rms / top_rms) if top_rms > 0 else 0.9
     if energy < SOFT_ENERGY:
         v *= 0.85
     return round(float(np.clip(v, 0.2, 1.0)), 4)
@@ -260,6 +271,24 @@ def pattern_copy(bar: list[tuple[int, int]], sources: list[frozenset[tuple[int, 
     return any(len(sig & src) / len(sig | src) >= jaccard for src in sources)
 
 
+def _filling(cands: list[Slice], group: list[Slice], gap: int, song: Song,
+             rng: np.random.Generator) -> Slice:
+    """A slice for an onset followed by ``gap`` steps: one that lasts at least that long.
+
+    A drum-loop slice ends where the next hit of its loop began, so a slice shorter than the
+    gap would leave silence that its loop never had (a loop is a continuous bed of hits and
+    tails). Candidates that fill the gap come first, then any slice of the group that does,
+    then the longest candidates.
+    """
+    for options in (cands, group):
+        fits = [s for s in options if _steps_of(s, song) >= gap]
+        if fits:
+            return fits[int(rng.integers(len(fits)))]
+    longest = max(_steps_of(s, song) for s in cands)
+    cands = [s for s in cands if _steps_of(s, song) == longest]
+    return cands[int(rng.integers(len(cands)))]
+
+
 def _drumloop_section(sampler, st: RoleStats, section, song: Song,
                       rng: np.random.Generator) -> list[SliceEvent]:
     """A section of re-sequenced drum-loop slices: the sequence model's bars (none that
@@ -291,9 +320,12 @@ def _drumloop_section(sampler, st: RoleStats, section, song: Song,
         if section.energy < SOFT_ENERGY:
             # a quiet section keeps the bar's main hits and drops off-beat ghost notes
             bar = [(p, c) for p, c in bar if p % 4 == 0 or rng.random() < 0.5]
+        # steps from each onset to the next (the last one: to the bar line)
+        gaps = [q - p for (p, _), (q, _) in zip(bar, bar[1:])] + \
+            [STEPS_PER_BAR - bar[-1][0]] if bar else []
         for attempt in range(6):
             chosen = []
-            for p, c in bar:
+            for (p, c), gap in zip(bar, gaps):
                 group = by_cluster.get(c) or st.slices
                 own_kit = [s for s in group if s.item_id in kit]
                 if own_kit and rng.random() < 0.85:
@@ -301,13 +333,43 @@ def _drumloop_section(sampler, st: RoleStats, section, song: Song,
                 # mostly a slice that sat at a similar place in its own bar
                 near = [s for s in group if s.step is not None and s.step % 4 == p % 4]
                 cands = near if near and rng.random() < 0.7 else group
-                chosen.append((p, cands[int(rng.integers(len(cands)))]))
+                chosen.append((p, _filling(cands, group, gap, song, rng)))
             if not is_copy(chosen):
                 break
         for p, s in chosen:
             onsets.append((b * STEPS_PER_BAR + p, s, 0.0, _velocity(s, top, section.energy),
                            None))
-    return _with_lengths(onsets, section.bars * STEPS_PER_BAR, song, hold=False)
+    return _with_lengths(_level_matched(onsets, st.slices), section.bars * STEPS_PER_BAR,
+                         song, hold=False)
+
+
+def _level_matched(onsets: list[tuple], slices: list[Slice]) -> list[tuple]:
+    """Onsets whose velocities bring every source loop to the level of the quietest one used.
+
+    Loops in a pool are mastered at different levels (15-20 dB apart): slices of several
+    loops played side by side at their own levels would jump in level from hit to hit, which
+    none of the loops does. Each loop's slices keep their balance within the loop.
+
+    Args:
+        onsets: (step, slice, semitones, velocity, pitch), velocity 0..1 (gain velocity**1.5).
+        slices: the role's slices (a loop's level is the RMS over its slices).
+    """
+    sq: dict[int, list[float]] = {}
+    for s in slices:
+        sq.setdefault(s.item_id, []).append(s.rms ** 2)
+    level = {i: float(np.sqrt(np.mean(v))) for i, v in sq.items()}
+    used = [level.get(o[1].item_id, 0.0) for o in onsets]
+    used = [v for v in used if v > 0]
+    if not used:
+        return onsets
+    lo = min(used)
+    out = []
+    for st_, s, semis, vel, pitch in onsets:
+        lv = level.get(s.item_id, 0.0)
+        gain = lo / lv if lv > 0 else 1.0
+        vel = round(float(np.clip(vel * gain ** (1.0 / 1.5), 0.01, 1.0)), 4)
+        out.append((st_, s, semis, vel, pitch))
+    return out
 
 
 def _bar_pattern(rhythm: RoleStats | None, role: str, genre, rng: np.random.Generator, *,
