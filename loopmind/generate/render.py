@@ -852,29 +852,27 @@ def render_clip(clip: Clip, song: Song, cache: StretchCache | None = None, *,
                 except DecodeError:
                     slices.append(None)
         y = _assemble_sequence(clip, song, slices)
-        if clip.gain_db:
-            y *= np.float32(10.0 ** (clip.gain_db / 20.0))
-        return y
-    if unit is None:
-        try:
-            key = clip_keys(clip, song, role=role, high_quality=high_quality)[0]
-        except OSError as exc:
-            from loopmind.library import audio
-
-            raise DecodeError(f"{Path(clip.source_path).name}: "
-                              f"{audio._os_error(Path(clip.source_path), exc)}") from None
-        unit = _compute(key, cache)
-    if clip.is_texture:
-        y = unit[:, :song.bar_to_sample(clip.end_bar) - song.bar_to_sample(clip.start_bar)]
-        y = y.copy()
-        _fade(y, int(round(clip.fade_in_s * song.sample_rate)),
-              int(round(clip.fade_out_s * song.sample_rate)))
-    elif clip.is_pattern:
-        if choke is None:
-            choke = role in CHOKE_ROLES
-        y = _assemble_pattern(clip, song, unit, choke=choke)
     else:
-        y = _assemble_loop(clip, song, unit)
+        if unit is None:
+            try:
+                key = clip_keys(clip, song, role=role, high_quality=high_quality)[0]
+            except OSError as exc:
+                from loopmind.library import audio
+
+                raise DecodeError(f"{Path(clip.source_path).name}: "
+                                  f"{audio._os_error(Path(clip.source_path), exc)}") from None
+            unit = _compute(key, cache)
+        if clip.is_texture:
+            y = unit[:, :song.bar_to_sample(clip.end_bar) - song.bar_to_sample(clip.start_bar)]
+            y = y.copy()
+            _fade(y, int(round(clip.fade_in_s * song.sample_rate)),
+                  int(round(clip.fade_out_s * song.sample_rate)))
+        elif clip.is_pattern:
+            if choke is None:
+                choke = role in CHOKE_ROLES
+            y = _assemble_pattern(clip, song, unit, choke=choke)
+        else:
+            y = _assemble_loop(clip, song, unit)
     if clip.gain_db:
         y *= np.float32(10.0 ** (clip.gain_db / 20.0))
     return y

@@ -129,16 +129,6 @@ class SliceBank:
 
 # -- signal helpers ----------------------------------------------------------------------------
 
-def _frames(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
-    """(n_frames, frame_length) view of ``y`` zero-padded to at least one frame."""
-    if len(y) < frame_length:
-        y = np.pad(y, (0, frame_length - len(y)))
-    n = 1 + (len(y) - frame_length) // hop_length
-    return np.lib.stride_tricks.as_strided(
-        y, shape=(n, frame_length), strides=(y.strides[0] * hop_length, y.strides[0]),
-        writeable=False)
-
-
 def stft_magnitude(y: np.ndarray, *, n_fft: int = N_FFT,
                    hop_length: int = HOP_LENGTH) -> np.ndarray:
     """Magnitude spectrogram with frames centred at ``t * hop_length``.
@@ -146,8 +136,9 @@ def stft_magnitude(y: np.ndarray, *, n_fft: int = N_FFT,
     Returns:
         float32 array, shape (n_frames, n_fft // 2 + 1).
     """
-    y = np.ascontiguousarray(np.pad(np.asarray(y, dtype=np.float32), (n_fft // 2, n_fft // 2)))
-    fr = _frames(y, frame_length=n_fft, hop_length=hop_length)
+    from loopmind.library.analysis.features import frame_signal
+
+    fr = frame_signal(np.asarray(y, dtype=np.float32), n_fft=n_fft, hop_length=hop_length)
     return np.abs(np.fft.rfft(fr * np.hanning(n_fft).astype(np.float32), axis=1)).astype(
         np.float32)
 
@@ -251,8 +242,9 @@ def yin(y: np.ndarray, *, sr: int, fmin: float = 30.0, fmax: float = 1600.0,
     if tau_max <= tau_min + 2:
         return np.full(1, np.nan), np.zeros(1)
     w = frame_length - tau_max
-    fr = np.array(_frames(np.ascontiguousarray(y), frame_length=frame_length,
-                          hop_length=hop_length))
+    # frames start at t * hop_length (not centred); one frame at least
+    y = np.pad(y, (0, max(0, frame_length - len(y))))
+    fr = np.lib.stride_tricks.sliding_window_view(y, frame_length)[::hop_length].copy()
     n_fft = 1 << int(np.ceil(np.log2(frame_length + w)))
     a = np.fft.rfft(fr, n_fft, axis=1)
     b = np.fft.rfft(fr[:, :w], n_fft, axis=1)
