@@ -23,13 +23,13 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from loopmind.generate.styles import GENRES, MOODS, SECTION_NAMES, SectionPlan
-from loopmind.generate.train.common import (ModelError, TrainingDataError,
+from loopmind.generate.train.common import (ModelError, TrainingDataError, TrainResult,
                                             bootstrap_interval, find_checkpoint,
                                             load_checkpoint)
 from loopmind.library.analysis.role import ROLES
@@ -651,15 +651,10 @@ def fit(examples: list[Example], *, epochs: int = EPOCHS, seed: int = 0, lr: flo
     return net.export()
 
 
-@dataclass
-class TrainResult:
-    path: Path
-    card: Path
-    metrics: dict
+@dataclass(kw_only=True)
+class ArrangerResult(TrainResult):
     n_projects: int
     n_augmented: int
-    seconds: float
-    warnings: list[str] = field(default_factory=list)
 
     def summary_lines(self) -> list[str]:
         m = self.metrics
@@ -742,7 +737,7 @@ def too_little_message(n: int, folder) -> str:
 def train(folder: os.PathLike | str | list, *, out: os.PathLike | str | None = None,
           epochs: int | None = None, budget_minutes: float | None = None, seed: int = 0,
           augment: bool = True, cross_val: bool = True, device: str | None = None,
-          quiet: bool = False, data_note: str = "") -> TrainResult:
+          quiet: bool = False, data_note: str = "") -> ArrangerResult:
     """``loopmind train arranger DIR``: load, cross-validate, train, save, write the card.
 
     Raises:
@@ -786,7 +781,7 @@ def train(folder: os.PathLike | str | list, *, out: os.PathLike | str | None = N
     seconds = time.monotonic() - t0
     card = write_card(out, real=real, aug=aug, metrics=metrics, tensors=tensors,
                       device=device, seconds=seconds, data_note=data_note, epochs=epochs)
-    return TrainResult(path=out, card=card, metrics=metrics, n_projects=len(real),
+    return ArrangerResult(path=out, card=card, metrics=metrics, n_projects=len(real),
                        n_augmented=len(aug), seconds=seconds, warnings=warnings)
 
 

@@ -19,6 +19,7 @@ import logging
 import os
 import platform
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +205,29 @@ def progress_bar(label: str, total: int, *, quiet: bool = False) -> Iterator[Pro
                        info=" ".join(f"{k} {v}" for k, v in fields.items()))
 
         yield update
+
+
+@dataclass(kw_only=True)
+class TrainResult:
+    """What a training run wrote and measured; each model adds its data counts and says what
+    the CLI prints (``summary_lines``).
+
+    Attributes:
+        path: the checkpoint written.
+        card: its model card.
+        metrics: what was measured (held-out scores, loss, epochs, ...).
+        seconds: wall time of the run.
+        warnings: files or items that were skipped, and why.
+    """
+
+    path: Path
+    card: Path
+    metrics: dict
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def summary_lines(self) -> list[str]:
+        raise NotImplementedError
 
 
 class Budget:

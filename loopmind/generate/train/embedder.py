@@ -24,13 +24,13 @@ import logging
 import math
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from loopmind.generate.train.common import (ModelError, TrainingDataError, find_checkpoint,
-                                            load_checkpoint)
+from loopmind.generate.train.common import (ModelError, TrainingDataError, TrainResult,
+                                            find_checkpoint, load_checkpoint)
 
 log = logging.getLogger(__name__)
 
@@ -438,14 +438,9 @@ def fit(mels: list[np.ndarray], *, epochs: int = EPOCHS, batch_size: int = 128, 
                           "stopped_by_budget": done < total}
 
 
-@dataclass
-class TrainResult:
-    path: Path
-    card: Path
-    metrics: dict
+@dataclass(kw_only=True)
+class EmbedderResult(TrainResult):
     n_segments: int
-    seconds: float
-    warnings: list[str] = field(default_factory=list)
 
     def summary_lines(self) -> list[str]:
         m = self.metrics
@@ -468,7 +463,7 @@ def train_on_segments(segments: list[SegmentRef], *, out: os.PathLike | str | No
                       budget_minutes: float | None = DEFAULT_BUDGET_MINUTES,
                       seed: int = 0, batch_size: int = 128, device: str | None = None,
                       quiet: bool = False, where: str = "the library", data_note: str = "",
-                      card: bool = True) -> TrainResult:
+                      card: bool = True) -> EmbedderResult:
     """Decode, train within the budget, save and write the card.
 
     The budget covers the whole run (decoding included); training stops at the end of the
@@ -510,11 +505,11 @@ def train_on_segments(segments: list[SegmentRef], *, out: os.PathLike | str | No
     if card:
         write_card(out, metrics=metrics, tensors=tensors, device=device, where=where,
                    data_note=data_note)
-    return TrainResult(path=out, card=card_path, metrics=metrics, n_segments=len(mels),
+    return EmbedderResult(path=out, card=card_path, metrics=metrics, n_segments=len(mels),
                        seconds=seconds, warnings=warnings)
 
 
-def train(library, *, folder: os.PathLike | str | None = None, **kwargs) -> TrainResult:
+def train(library, *, folder: os.PathLike | str | None = None, **kwargs) -> EmbedderResult:
     """``loopmind train embedder [DIR]``: the library's segments (those under DIR)."""
     segments = library_segments(library, folder)
     where = str(folder) if folder else f"the library ({library.settings.db_path})"

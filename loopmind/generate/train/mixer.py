@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loopmind.generate.train.common import (ModelError, TrainingDataError,
+from loopmind.generate.train.common import (ModelError, TrainingDataError, TrainResult,
                                             bootstrap_interval, find_checkpoint,
                                             load_checkpoint)
 from loopmind.library.analysis.role import ROLES
@@ -521,15 +521,10 @@ def fit(examples: list[TrackExample], *, epochs: int = 400, seed: int = 0, lr: f
             for k, v in net.state_dict().items()}
 
 
-@dataclass
-class TrainResult:
-    path: Path
-    card: Path
-    metrics: dict
+@dataclass(kw_only=True)
+class MixerResult(TrainResult):
     n_tracks: int
     n_songs: int
-    seconds: float
-    warnings: list[str] = field(default_factory=list)
 
     def summary_lines(self) -> list[str]:
         lines = [f"{self.n_tracks} tracks from {self.n_songs} songs"]
@@ -597,7 +592,7 @@ def _beats(cv: dict) -> bool:
 def train(folder: os.PathLike | str | list, *, out: os.PathLike | str | None = None,
           epochs: int | None = None, budget_minutes: float | None = None, seed: int = 0,
           cross_val: bool = True, roots: list[Path] = (), device: str | None = None,
-          quiet: bool = False, data_note: str = "") -> TrainResult:
+          quiet: bool = False, data_note: str = "") -> MixerResult:
     """``loopmind train mixer DIR``: load, cross-validate, train, save, write the card.
 
     Raises:
@@ -641,7 +636,7 @@ def train(folder: os.PathLike | str | list, *, out: os.PathLike | str | None = N
     card = write_card(out, examples=examples, metrics=metrics, counts=counts, beats=beats,
                       tensors=tensors, device=device, seconds=seconds, data_note=data_note,
                       epochs=epochs)
-    return TrainResult(path=out, card=card, metrics=metrics, n_tracks=len(examples),
+    return MixerResult(path=out, card=card, metrics=metrics, n_tracks=len(examples),
                        n_songs=len({e.song for e in examples}), seconds=seconds,
                        warnings=warnings)
 
