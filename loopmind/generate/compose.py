@@ -138,22 +138,6 @@ def generate_song(library: Library, prompt: str = "", *, folder: str | None = No
                           mix_report=mixed.report)
 
 
-def _progress_adapter(on_progress: Callable[[str, float], None] | None):
-    """A callback for the learner that accepts ``(fraction)`` or ``(what, fraction)``."""
-    if on_progress is None:
-        return None
-
-    def progress(*args) -> None:
-        what = str(args[0]) if len(args) > 1 else "learning"
-        try:
-            fraction = float(args[-1])
-        except (TypeError, ValueError, IndexError):
-            return
-        on_progress(what, min(1.0, max(0.0, fraction)))
-
-    return progress
-
-
 def interpret_song(song, pool, *, seed: int, settings=None,
                    on_progress: Callable[[str, float], None] | None = None) -> None:
     """Replace a direct arrangement's tracks with parts learned from the pool, plus a texture
@@ -177,7 +161,7 @@ def interpret_song(song, pool, *, seed: int, settings=None,
         raise LoopMindError(f"interpretive mode is not available ({exc}); "
                             "use --mode direct or hybrid") from None
     parts, notes = interpret_parts(song, pool, seed=seed, settings=settings,
-                                   on_progress=_progress_adapter(on_progress))
+                                   on_progress=on_progress)
     direct = list(song.tracks)
     song.mode = "interpret"
     song.notes.extend(notes)
