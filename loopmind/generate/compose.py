@@ -149,17 +149,10 @@ def interpret_song(song, pool, *, seed: int, settings=None,
         pool: the sounds.
         seed: the song's seed.
         on_progress: ``(what, fraction)`` while learning.
-
-    Raises:
-        LoopMindError: the interpretive learner is not part of this installation.
     """
     from loopmind.generate.hybrid import texture_pad_track
+    from loopmind.generate.interpret.parts import interpret_parts
 
-    try:
-        from loopmind.generate.interpret.parts import interpret_parts
-    except ImportError as exc:
-        raise LoopMindError(f"interpretive mode is not available ({exc}); "
-                            "use --mode direct or hybrid") from None
     parts, notes = interpret_parts(song, pool, seed=seed, settings=settings,
                                    on_progress=on_progress)
     direct = list(song.tracks)

@@ -172,10 +172,10 @@ def loop_slices(clip: Clip, pool: Pool, *, sr: int,
 def _loop_slices(clip: Clip, pool: Pool, *, sr: int, notes: list[str] | None):
     bars = int(round(clip.source_bars or 1))
     item = next((i for i in pool.items if i.id == clip.segment_id), None)
-    try:
-        from loopmind.generate.interpret.slices import ANALYSIS_SR, slice_item
-        from loopmind.generate.render import load_source
+    from loopmind.generate.interpret.slices import ANALYSIS_SR, slice_item
+    from loopmind.generate.render import load_source
 
+    try:
         if item is not None:
             y = load_source(item.path, item.start_s, item.end_s, sr=ANALYSIS_SR).mean(axis=0)
             got, _ = slice_item(item, y, sr=ANALYSIS_SR)
@@ -183,8 +183,6 @@ def _loop_slices(clip: Clip, pool: Pool, *, sr: int, notes: list[str] | None):
                     s.length) for s in got if s.step is not None and s.length]
             if out:
                 return out
-    except ImportError:
-        pass
     except Exception as exc:  # noqa: BLE001 - the grid slicer below still works
         log.info("interpretive slicer failed on %s: %s", clip.source_path, exc)
     return _grid_slices(clip, bars=bars, sr=sr, notes=notes)

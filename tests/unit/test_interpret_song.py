@@ -6,12 +6,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from loopmind.generate.song import Song
-
-pytest.importorskip("loopmind.generate.interpret.parts")
 
 
 def _song(out) -> Song:
