@@ -228,8 +228,6 @@ def test_cli_small_pool_falls_back_and_says_so(small_library, tmp_path, mode):
 
     from loopmind.cli import main
 
-    if mode == "interpret":
-        pytest.importorskip("loopmind.generate.interpret.parts")
     out = tmp_path / mode
     r = CliRunner().invoke(main, ["generate", "lofi chill", "--minutes", "0.5", "--mode", mode,
                                   "--seed", "1", "--out", str(out), "--json"],

@@ -213,13 +213,9 @@ def read_project(path: Path) -> dict | None:
             return d
         if "structure" not in d:
             return None
-    try:
-        from loopmind.generate.projects import load_project
-    except ImportError:
-        raise ModelError("project import (loopmind.generate.projects) is not available") \
-            from None
-    project = load_project(path)
-    return project.to_dict() if hasattr(project, "to_dict") else dict(project)
+    from loopmind.generate.projects import load_project
+
+    return load_project(path).to_dict()
 
 
 def rule_examples(*, seed: int = 0, per_genre: int = 24) -> list[Example]:
