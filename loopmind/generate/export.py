@@ -26,7 +26,6 @@ import re
 import shutil
 import tempfile
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -278,15 +277,10 @@ def _write_staged(song: Song, tracks: dict[str, np.ndarray], master: np.ndarray,
     rel: dict = {"master": MASTER_NAME}
     # the audio files are independent: quantize and write them on a few threads (numpy and
     # libsndfile release the GIL); the first failure is raised once every write has ended
-    jobs: list[tuple[Path, Callable[[], np.ndarray], str, str]] = []
-    master_frames: list[np.ndarray] = []
-
-    def master_y() -> np.ndarray:
-        if not master_frames:
-            master_frames.append(_as_frames(master, "the master"))
-        return master_frames[0]
-
-    jobs.append((staging / MASTER_NAME, master_y, "WAV", "the master"))
+    # (file, audio, what it is, the FLAC copy to write from the same samples)
+    jobs: list[tuple[Path, np.ndarray, str, Path | None]] = [
+        (staging / MASTER_NAME, master, "the master",
+         staging / MASTER_FLAC_NAME if flac else None)]
     if flac:
         rel["master_flac"] = MASTER_FLAC_NAME
     (staging / STEMS_DIR).mkdir()
@@ -296,8 +290,7 @@ def _write_staged(song: Song, tracks: dict[str, np.ndarray], master: np.ndarray,
         if np.abs(audio).max(initial=0.0) > 1.0 - 0.5 / _FULL_SCALE:
             warnings.append(f"stem {name!r} peaks above 0 dBFS and was clipped")
         r = f"{STEMS_DIR}/{stem_names[name]}"
-        jobs.append((staging / r, lambda a=audio, n=name: _as_frames(a, f"the {n} stem"), "WAV",
-                     name))
+        jobs.append((staging / r, audio, f"the {name} stem", None))
         rel["stems"][name] = r
     rel["midi"] = MIDI_NAME
     write_midi(song, staging / MIDI_NAME)
@@ -316,18 +309,20 @@ def _write_staged(song: Song, tracks: dict[str, np.ndarray], master: np.ndarray,
                 warnings.append(f"slice {name} not written: {exc}")
                 continue
             r = f"{SLICES_DIR}/{file_name}"
-            jobs.append((staging / r, lambda y=y, n=name: _as_frames(y, f"the slice {n}"),
-                         "WAV", name))
+            jobs.append((staging / r, y, f"the slice {name}", None))
             rel["slices"][name] = r
 
     failed: list[BaseException] = []
 
-    def write(job: tuple[Path, Callable[[], np.ndarray], str, str]) -> None:
+    def write(job: tuple[Path, np.ndarray, str, Path | None]) -> None:
         if failed:  # a full disk stays full: start no other file
             return
-        path, frames, fmt, _ = job
+        path, audio, what, flac_path = job
         try:
-            _write_audio(path, frames(), sr, fmt)
+            frames = _as_frames(audio, what)
+            _write_audio(path, frames, sr, "WAV")
+            if flac_path is not None:
+                _write_audio(flac_path, frames, sr, "FLAC")
         except BaseException as exc:
             failed.append(exc)
             raise
@@ -338,9 +333,6 @@ def _write_staged(song: Song, tracks: dict[str, np.ndarray], master: np.ndarray,
         futures = [pool.submit(write, job) for job in jobs]
     for fut in futures:
         fut.result()  # re-raise the first failure (the others have finished)
-    if flac:
-        _write_audio(staging / MASTER_FLAC_NAME, master_y(), sr, "FLAC")
-    master_frames.clear()
     rel["arrangement"] = ARRANGEMENT_NAME
     doc = song.to_dict()
     doc["files"] = {"master": MASTER_NAME, **({"master_flac": MASTER_FLAC_NAME} if flac else {}),
