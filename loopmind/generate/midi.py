@@ -94,19 +94,11 @@ def build_midi(song: Song):
                 for s, v in sorted(clip.steps or []):
                     if not 0 <= s < clip.bars * STEPS_PER_BAR or v <= 0:
                         continue
-                    velocity = max(1, min(127, int(round(v * 127))))
                     on = start + int(s) * step
-                    # note-offs sort before note-ons at the same tick (priority 0 < 2)
-                    events.append((on, 2, mido.Message("note_on", channel=channel, note=note,
-                                                       velocity=velocity, time=0)))
-                    events.append((on + step, 0, mido.Message("note_off", channel=channel,
-                                                              note=note, velocity=0, time=0)))
+                    _add_note(events, on, on + step, channel, note, _velocity(v))
             else:
-                note = _clamp(ROOT_NOTE + clip.semitones)
-                events.append((start, 2, mido.Message("note_on", channel=channel, note=note,
-                                                      velocity=LOOP_VELOCITY, time=0)))
-                events.append((start + clip.bars * bar, 0, mido.Message(
-                    "note_off", channel=channel, note=note, velocity=0, time=0)))
+                _add_note(events, start, start + clip.bars * bar, channel,
+                          _clamp(ROOT_NOTE + clip.semitones), LOOP_VELOCITY)
         mid.tracks.append(_to_track(events))
         if any(c.is_sequence and c.events for c in track.clips):
             # channel 10 when every note is a General MIDI drum; a drum loop's slices without
@@ -168,16 +160,30 @@ def _slice_track(track, *, bar: int, step: int, channel: int):
                                 f"{ev.source_start_s:.3f}-{ev.source_end_s:.3f} s"
                                 + (f" {ev.semitones:+g} st" if ev.semitones else "")
                                 + (" reversed" if ev.reverse else ""))
-            velocity = max(1, min(127, int(round(ev.velocity * 127))))
             on = start + int(ev.step) * step
             events.append((on, 1, mido.MetaMessage("lyrics", text=_text(name), time=0)))
-            events.append((on, 2, mido.Message("note_on", channel=channel, note=note,
-                                               velocity=velocity, time=0)))
-            events.append((on + int(ev.length) * step, 0, mido.Message(
-                "note_off", channel=channel, note=note, velocity=0, time=0)))
+            _add_note(events, on, on + int(ev.length) * step, channel, note,
+                      _velocity(ev.velocity))
     for i, text in enumerate(legend.values()):
         events.insert(1 + i, (0, 0, mido.MetaMessage("text", text=_text(text), time=0)))
     return events
+
+
+def _velocity(v: float) -> int:
+    """A 0..1 velocity as MIDI's 1..127."""
+    return max(1, min(127, int(round(v * 127))))
+
+
+def _add_note(events: list[tuple[int, int, object]], on: int, off: int, channel: int,
+              note: int, velocity: int) -> None:
+    """A note-on and its note-off; note-offs sort before note-ons at the same tick (priority
+    0 < 2), so a repeated note is never cut by its predecessor's off."""
+    import mido
+
+    events.append((on, 2, mido.Message("note_on", channel=channel, note=note,
+                                       velocity=velocity, time=0)))
+    events.append((off, 0, mido.Message("note_off", channel=channel, note=note, velocity=0,
+                                        time=0)))
 
 
 def _text(text: str) -> str:
