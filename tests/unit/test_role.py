@@ -256,3 +256,29 @@ def test_shipped_model_is_calibrated():
         pytest.skip("models/role.safetensors not present")
     # fitted on out-of-pack predictions, the model is less sure than in sample
     assert 1.0 < model.temperature < 5.0
+
+
+def test_features_are_computed_once_per_spectrogram_of_the_same_signal(monkeypatch):
+    """The pipeline asks for a segment's features twice (role, then embedding): the second
+    call reuses the first's, and a different signal never gets them."""
+    rng = np.random.default_rng(3)
+    y = (rng.standard_normal(22050) * np.exp(-np.arange(22050) / 3000.0)).astype(np.float32)
+    spec = Spectrogram(y, 22050)
+    calls = []
+    real = role_mod._spectral_features
+    monkeypatch.setattr(role_mod, "_spectral_features", lambda s: calls.append(1) or real(s))
+    first = role_features(y, sr=22050, spec=spec)
+    again = role_features(y, sr=22050, spec=spec)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(first, again)
+    again[:] = 0  # the caller's copy; the kept one is untouched
+    np.testing.assert_array_equal(role_features(y, sr=22050, spec=spec), first)
+    # an equal copy, another signal, another rate: computed, not taken from the spectrogram
+    np.testing.assert_array_equal(role_features(y.copy(), sr=22050, spec=spec), first)
+    assert len(calls) == 2
+    other = np.roll(y, 100)
+    role_features(other, sr=22050, spec=spec)
+    role_features(y, sr=44100, spec=spec)
+    assert len(calls) == 4
+    # the result is what a fresh spectrogram gives
+    np.testing.assert_array_equal(first, role_features(y, sr=22050))

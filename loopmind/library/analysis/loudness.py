@@ -73,17 +73,33 @@ def _block_true_peak(x: np.ndarray, step: int) -> np.ndarray:
     on both sides.
     """
     core = x[_TP_HALF:len(x) - _TP_HALF]
-    n_steps = int(np.ceil(len(core) / step))
+    n = len(core)
+    n_steps = int(np.ceil(n / step))
     ax = np.abs(core)
-    padded = np.zeros(n_steps * step, dtype=np.float32)
-    padded[:len(ax)] = ax
-    sample_peak = padded.reshape(n_steps, step).max(axis=1)
-    threshold = np.repeat(sample_peak * 0.7, step)[:len(ax)]
+    n_full = n // step
+    sample_peak = np.zeros(n_steps, dtype=np.float32)
+    if n_full:
+        sample_peak[:n_full] = ax[:n_full * step].reshape(n_full, step).max(axis=1)
+    if n_full < n_steps:
+        sample_peak[n_full] = ax[n_full * step:].max()
+    threshold = sample_peak * 0.7
     # candidates: local maxima of |x| within 3 dB of their step's sample peak; the
-    # inter-sample peak lies on one side of such a sample
-    left = np.concatenate([[0.0], ax[:-1]])
-    right = np.concatenate([ax[1:], [0.0]])
-    idx = np.flatnonzero((ax >= threshold) & (ax >= left) & (ax >= right) & (ax > 0))
+    # inter-sample peak lies on one side of such a sample. The level test (a few samples
+    # per step pass it) runs on every sample, the neighbour tests only on those that pass.
+    loud = np.empty(n, dtype=bool)
+    if n_full:
+        np.greater_equal(ax[:n_full * step].reshape(n_full, step), threshold[:n_full, None],
+                         out=loud[:n_full * step].reshape(n_full, step))
+    if n_full < n_steps:
+        np.greater_equal(ax[n_full * step:], threshold[n_full], out=loud[n_full * step:])
+    idx = np.flatnonzero(loud)
+    a = ax[idx]
+    keep = a > 0
+    inner = idx > 0
+    keep[inner] &= a[inner] >= ax[idx[inner] - 1]
+    inner = idx < n - 1
+    keep[inner] &= a[inner] >= ax[idx[inner] + 1]
+    idx = idx[keep]
     if len(idx) == 0:
         return sample_peak
     cand = np.concatenate([idx - 1, idx])

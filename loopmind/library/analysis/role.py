@@ -340,12 +340,29 @@ def role_features(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None) ->
     y = np.asarray(y, dtype=np.float32)
     if spec is None:
         spec = Spectrogram(y, sr)
+    # the pipeline asks twice for the same segment (the role classifier, then the embedder):
+    # the features are kept on the spectrogram when it was made from this very signal
+    memo = _same_signal(spec, y, sr)
+    if memo and "_role_features" in spec.__dict__:
+        return spec.__dict__["_role_features"].copy()
     if len(y) == 0 or not np.isfinite(y).all() or float(np.max(np.abs(y))) < 1e-6:
-        return np.zeros(N_FEATURES, dtype=np.float32)
-    feats = _envelope_features(y, sr, spec.onset_envelope, spec.frame_rate)
-    feats += _spectral_features(spec)
-    out = np.asarray(feats, dtype=np.float32)
-    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+        out = np.zeros(N_FEATURES, dtype=np.float32)
+    else:
+        feats = _envelope_features(y, sr, spec.onset_envelope, spec.frame_rate)
+        feats += _spectral_features(spec)
+        out = np.nan_to_num(np.asarray(feats, dtype=np.float32), nan=0.0, posinf=0.0,
+                            neginf=0.0)
+    if memo:
+        spec.__dict__["_role_features"] = out.copy()
+    return out
+
+
+def _same_signal(spec: Spectrogram, y: np.ndarray, sr: int) -> bool:
+    """Whether ``spec`` was made from ``y`` itself (the same memory, not an equal copy)."""
+    s = getattr(spec, "y", None)
+    return (isinstance(s, np.ndarray) and int(getattr(spec, "sr", -1)) == int(sr)
+            and s.dtype == y.dtype and s.shape == y.shape and s.strides == y.strides
+            and s.__array_interface__["data"][0] == y.__array_interface__["data"][0])
 
 
 # -- the audio model -----------------------------------------------------------------------
