@@ -17,24 +17,28 @@ from loopmind.library.analysis.role import DRUM_ROLES
 ROLE_WORDS: dict[str, str] = {}
 for _role, _words in {
     "kick": "kick kicks kik kck bd bassdrum kickdrum",
-    "snare": "snare snares snr sd rimshot rim",
-    "hihat": "hihat hihats hat hats hh openhat closedhat ohat chat",
-    "cymbal": "cymbal cymbals crash crashes ride rides splash china",
-    "tom": "tom toms floortom",
+    "snare": "snare snares snr sn sd rimshot rim sidestick",
+    "hihat": "hihat hihats hat hats hh ohh chh openhat closedhat ohat chat",
+    "cymbal": "cymbal cymbals cym crash crsh crashes ride rides splash china",
+    "tom": "tom toms floortom syntom",
     "clap": "clap claps snap snaps handclap",
     "perc": "perc percs percussion shaker shakers conga congas bongo bongos tamb tambourine "
-            "cowbell clave claves woodblock block triangle agogo guiro cabasa djembe tabla",
+            "cowbell cowbel cb clave claves woodblock block triangle agogo guiro cabasa djembe "
+            "tabla timbale timbales maracas",
     "drumloop": "drumloop drumloops breakbeat breakbeats break breaks beat beats groove grooves "
                 "toploop toploops",
     "bass": "bass basses bassline basslines sub subbass 808 808s reese",
-    "keys": "keys piano pianos rhodes epiano organ organs chord chords wurli clav",
+    "keys": "keys piano pianos rhodes epiano organ organs chord chords wurli clav "
+            "vibraphone vibes marimba",
     "pad": "pad pads atmosphere atmospheres atmos drone drones ambience texture textures",
-    "lead": "lead leads synth synths pluck plucks arp arps melody melodies hook",
-    "strings": "string strings violin violins cello cellos viola orchestra orchestral",
+    "lead": "lead leads synth synths pluck plucks arp arps melody melodies hook brass sax "
+            "flute trumpet",
+    "strings": "string strings violin violins cello cellos viola orchestra orchestral harp "
+               "pizz",
     "guitar": "guitar guitars gtr acoustic",
-    "vocal": "vocal vocals vox voice voices chant chants choir acapella adlib adlibs",
+    "vocal": "vocal vocals vox voc voice voices chant chants choir acapella adlib adlibs",
     "fx": "fx sfx riser risers uplifter downlifter impact impacts sweep sweeps whoosh "
-          "whooshes transition transitions noise reverse foley",
+          "whooshes transition transitions noise reverse foley scratch siren laser",
 }.items():
     for _w in _words.split():
         ROLE_WORDS.setdefault(_w, _role)

@@ -27,18 +27,14 @@ PLUGIN_ROLES: dict[str, str] = {
     "ogun": "pad", "fruity granulizer": "pad", "vocodex": "vocal", "beepmap": "fx",
     "fruity dance": "fx",
 }
-# words DAW projects and their stock sample folders use that library names do not (LMMS's
-# drumsynth kits: "wood.ds", "linn_cga1.ds"; FL's "Perc", "Sub")
+# words of DAW projects and their stock sample folders that would be too loose in a sample
+# library's names (LMMS's drumsynth kits: "wood.ds", "linn_cga1.ds"; "bell" in a project is a
+# keys patch, in a library often a percussion hit; "EP" names a record as often as an
+# electric piano); the general instrument words
+# ("hh", "snr", "sax", "vibes", ...) live in ``loopmind.library.names``
 EXTRA_WORDS: dict[str, str] = {
-    "wood": "perc", "cga": "perc", "cgahi": "perc", "cgalo": "perc", "cb": "perc", "cowbel": "perc",
-    "timbale": "perc", "timbales": "perc", "guiro": "perc", "maracas": "perc", "zap": "fx",
-    "zaps": "fx", "sonar": "fx", "laser": "fx", "siren": "fx", "scratch": "fx", "sweep": "fx",
-    "hh": "hihat", "ohh": "hihat", "chh": "hihat", "hihats": "hihat", "cym": "cymbal",
-    "crsh": "cymbal", "sn": "snare", "snr": "snare", "bd": "kick", "kik": "kick", "ep": "keys",
-    "epiano": "keys", "vibraphone": "keys", "vibes": "keys", "marimba": "keys", "bell": "keys",
-    "bells": "keys", "choir": "vocal", "voc": "vocal", "brass": "lead", "sax": "lead",
-    "flute": "lead", "trumpet": "lead", "harp": "strings", "pizz": "strings",
-    "sidestick": "snare", "syntom": "tom",
+    "wood": "perc", "cga": "perc", "cgahi": "perc", "cgalo": "perc", "zap": "fx", "zaps": "fx",
+    "sonar": "fx", "bell": "keys", "bells": "keys", "ep": "keys",
 }
 _GENERIC_NAMES = re.compile(r"(?i)^(default[ _-]?preset|standard[ _-]?preset|untitled|channel|"
                             r"track|insert|sampler|instrument|pattern|audio|new|sample track)?"
