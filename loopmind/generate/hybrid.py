@@ -190,6 +190,7 @@ def _loop_slices(clip: Clip, pool: Pool, *, sr: int, notes: list[str] | None):
 
 def _grid_slices(clip: Clip, *, bars: int, sr: int, notes: list[str] | None):
     from loopmind.errors import DecodeError
+    from loopmind.generate.interpret.slices import drum_class_of_power
     from loopmind.generate.render import load_source
 
     try:
@@ -209,10 +210,7 @@ def _grid_slices(clip: Clip, *, bars: int, sr: int, notes: list[str] | None):
         if len(seg) < 32 or float(np.max(np.abs(seg[:len(seg) // 3 + 1]))) < 0.3 * peak:
             continue  # no hit starts on this step
         spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)))) ** 2
-        f = np.fft.rfftfreq(len(seg), 1.0 / sr)
-        total = spec.sum() + 1e-12
-        part = ("kick" if spec[f < 150].sum() / total > 0.3 else
-                "hihat" if spec[f >= 5000].sum() / total > 0.3 else "snare")
+        part = drum_class_of_power(spec, np.fft.rfftfreq(len(seg), 1.0 / sr))
         a = clip.source_start_s + k * d
         out.append((part, clip.source_path, round(a, 6), round(a + d * 2, 6),
                     f"{_stem(clip.source_path)}#{clip.segment_id}.{k}", k, 2))

@@ -351,3 +351,33 @@ def test_generated_event_bars_are_not_copies_of_their_sources(hybrid, indexed_de
                     assert novelty(bar, bars, sr=sr) < 0.9, (t.name, c.start_bar + b)
                     checked += 1
     assert checked >= 3
+
+
+def test_grid_slicer_names_the_drums_of_a_loop(tmp_path):
+    """The fallback slicer (when the onset slicer finds nothing) tells kick, snare and hat
+    apart by the same rule as the interpretive slicer, and skips steps where nothing starts."""
+    import soundfile as sf
+
+    from loopmind.generate import hybrid as hybrid_mod
+    from loopmind.generate.song import Clip
+
+    sr, bpm = 22050, 120.0
+    step_n = int(round(sr * 60.0 / bpm / 4))
+    rng = np.random.default_rng(5)
+    y = np.zeros(16 * step_n, dtype=np.float32)
+    env = np.exp(-np.arange(step_n) / (0.02 * sr)).astype(np.float32)
+    t = np.arange(step_n) / sr
+    kick = np.sin(2 * np.pi * 55 * t).astype(np.float32) * env
+    hat = np.diff(rng.standard_normal(step_n + 1)).astype(np.float32) * env * 0.5
+    from scipy.signal import butter, sosfilt
+    snare = sosfilt(butter(2, [300, 2500], "bandpass", fs=sr, output="sos"),
+                    rng.standard_normal(step_n)).astype(np.float32) * env * 2
+    plan = {0: kick, 4: snare, 8: kick, 12: snare, 2: hat, 6: hat, 10: hat, 14: hat}
+    for k, hit in plan.items():
+        y[k * step_n:(k + 1) * step_n] += hit * 0.8 / np.max(np.abs(hit))
+    path = tmp_path / "loop.wav"
+    sf.write(path, y, sr)
+    clip = Clip(0, 1, str(path), 0.0, len(y) / sr, segment_id=7, source_bpm=bpm, source_bars=1)
+    got = hybrid_mod._grid_slices(clip, bars=1, sr=sr, notes=[])
+    assert {k: part for part, *_rest, k, _len in got} == \
+        {k: ("kick" if h is kick else "snare" if h is snare else "hihat") for k, h in plan.items()}

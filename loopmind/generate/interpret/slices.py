@@ -387,8 +387,12 @@ def drum_class_of(rise: np.ndarray, *, sr: int, n_fft: int = N_FFT) -> str:
         rise: power spectrum the hit adds (its attack minus what was ringing before),
             shape (n_fft // 2 + 1,).
     """
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    p = np.maximum(rise.astype(np.float64), 0.0) + 1e-12
+    return drum_class_of_power(rise, np.fft.rfftfreq(n_fft, 1.0 / sr))
+
+
+def drum_class_of_power(power: np.ndarray, freqs: np.ndarray) -> str:
+    """``drum_class_of`` for a power spectrum of any length, its bins at ``freqs`` Hz."""
+    p = np.maximum(np.asarray(power, dtype=np.float64), 0.0) + 1e-12
     total = p.sum()
     low = p[freqs < 150].sum() / total
     high = p[freqs >= 5000].sum() / total
