@@ -517,8 +517,10 @@ def dupes(as_json: bool, exact_only: bool) -> None:
         return [] if vec is None else catalog.vectors().search(vec, k + 1,
                                                                exclude={segment_id})
 
-    report = find_duplicates(lib, vector_search=None if exact_only else vector_search,
-                             exact_only=exact_only)
+    with _StageProgress(quiet=as_json) as bar:
+        report = find_duplicates(lib, vector_search=None if exact_only else vector_search,
+                                 exact_only=exact_only, on_stage=bar.stage,
+                                 on_progress=bar.progress)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
         return

@@ -482,6 +482,7 @@ def candidate_pairs(contours: Sequence[Contour], *, k: int = 10,
 def near_groups(contours: Sequence[Contour], pairs: Iterable[tuple[int, int]], *,
                 threshold: float = DEFAULT_THRESHOLD,
                 same: Callable[[int, int], bool] | None = None,
+                on_progress: Callable[[int, int], None] | None = None,
                 ) -> tuple[list[list[int]], dict[tuple[int, int], float]]:
     """Verify candidate pairs and group the ones that hold.
 
@@ -491,6 +492,8 @@ def near_groups(contours: Sequence[Contour], pairs: Iterable[tuple[int, int]], *
         threshold: the least similarity of a duplicate pair.
         same: ``same(i, j)`` True for pairs that are not near duplicates by definition (two
             segments of one file, two files with the same content).
+        on_progress: called as ``on_progress(done, total)`` while the pairs are verified
+            (``pairs`` is read into a list first to know the total).
 
     Returns:
         (groups of indices, {(i, j): similarity} of the pairs at or above ``threshold``, i < j).
@@ -498,7 +501,11 @@ def near_groups(contours: Sequence[Contour], pairs: Iterable[tuple[int, int]], *
     uf = UnionFind(len(contours))
     found: dict[tuple[int, int], float] = {}
     seen: set[tuple[int, int]] = set()
-    for i, j in pairs:
+    pairs = list(pairs)
+    every = max(1, len(pairs) // 200)
+    for n, (i, j) in enumerate(pairs):
+        if on_progress is not None and n % every == 0:
+            on_progress(n, len(pairs))
         i, j = (i, j) if i < j else (j, i)
         if i == j or (i, j) in seen:
             continue
@@ -509,6 +516,8 @@ def near_groups(contours: Sequence[Contour], pairs: Iterable[tuple[int, int]], *
         if s >= threshold:
             found[(i, j)] = s
             uf.union(i, j)
+    if on_progress is not None:
+        on_progress(len(pairs), len(pairs))
     return uf.groups(), found
 
 
@@ -582,7 +591,10 @@ VectorSearch = Callable[[int, int], Iterable]
 
 def find_duplicates(library, *, threshold: float = DEFAULT_THRESHOLD,
                     vector_search: VectorSearch | None = None, k: int = 10,
-                    exact_only: bool = False) -> DuplicateReport:
+                    exact_only: bool = False,
+                    on_stage: Callable[[str], None] | None = None,
+                    on_progress: Callable[[str, float], None] | None = None
+                    ) -> DuplicateReport:
     """Exact and near duplicates in a library.
 
     Exact groups are files with status "ok" sharing a content hash. Near groups are segments
@@ -599,6 +611,8 @@ def find_duplicates(library, *, threshold: float = DEFAULT_THRESHOLD,
         vector_search: nearest neighbours by embedding (more candidates), or None.
         k: neighbours per segment, from each source.
         exact_only: skip near duplicates.
+        on_stage: called with each stage's name ("finding candidates", "verifying pairs").
+        on_progress: called as ``(what, fraction)`` while candidates are found and verified.
     """
     from sqlmodel import select
 
@@ -657,17 +671,26 @@ def find_duplicates(library, *, threshold: float = DEFAULT_THRESHOLD,
 
     # the fingerprints' own candidates always: an embedding made for "more like this"
     # misses trimmed copies of short sounds (benchmarks/results/dupes.md)
+    stage = on_stage or (lambda name: None)
+    stage("finding candidates")
     pairs = candidate_pairs(contours, k=k)
     if vector_search is not None:
+        every = max(1, len(seg_ids) // 200)
         for i, sid in enumerate(seg_ids):
+            if on_progress is not None and i % every == 0:
+                on_progress("nearest by sound", i / len(seg_ids))
             for hit in vector_search(sid, k) or ():
                 j = index_of.get(int(hit[0]))
                 if j is not None and j != i:
                     pairs.add((min(i, j), max(i, j)))
     pairs = sorted(pairs)
     report.pairs_verified = sum(1 for i, j in pairs if seg_file[i] != seg_file[j])
+    stage(f"verifying {report.pairs_verified} pairs")
+    verify_progress = None if on_progress is None else \
+        (lambda done, total: on_progress("verifying", done / max(total, 1)))
     groups, found = near_groups(contours, pairs, threshold=threshold,
-                                same=lambda i, j: seg_file[i] == seg_file[j])
+                                same=lambda i, j: seg_file[i] == seg_file[j],
+                                on_progress=verify_progress)
     for g in groups:
         members = sorted((DuplicateMember(path=paths[seg_file[i]], file_id=seg_file[i],
                                           segment_id=seg_ids[i], start_s=spans[i][0],

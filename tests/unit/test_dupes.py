@@ -292,6 +292,26 @@ def test_find_duplicates_in_a_library(library):
     strict = find_duplicates(library, threshold=1.01)
     assert strict.near == [] and len(strict.exact) == 1
 
+    # stages and progress, as the command line shows them; the result does not change
+    stages, progress = [], []
+    seen = find_duplicates(library, on_stage=stages.append,
+                           on_progress=lambda what, f: progress.append((what, f)),
+                           vector_search=lambda sid, k: [])
+    assert stages == ["finding candidates", f"verifying {seen.pairs_verified} pairs"]
+    fractions = [f for what, f in progress if what == "verifying"]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert [f for what, f in progress if what == "nearest by sound"][0] == 0.0
+    assert [[m.path for m in g.members] for g in seen.near] == \
+        [[m.path for m in g.members] for g in report.near]
+
+
+def test_near_groups_report_progress_to_the_end():
+    contours = [parse(_analysed(drum_hit(n))) for n in ("snare_fat", "kick_punchy", "hihat_open")]
+    calls = []
+    near_groups(contours, [(0, 1), (1, 2), (0, 2)], on_progress=lambda d, t: calls.append((d, t)))
+    assert calls[0] == (0, 3) and calls[-1] == (3, 3)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
 
 def test_find_duplicates_adds_the_vector_search_neighbours(library):
     snare = drum_hit("snare_fat")
