@@ -59,20 +59,25 @@ class LibraryJobs:
             indexer.add_folder(self.settings.demo_dir)
         try:
             with lib.indexer_lock():
-                self._scan(indexer, catalog)
+                self._scan(indexer, catalog, worker)
                 if self.watch and not worker.is_cancelled:
                     self._follow(indexer, catalog, worker)
         except LoopMindError as exc:  # another LoopMind indexes this library: just browse
             self.post_message(m.WatcherStarted(0, reason=one_line(exc)))
 
-    def _scan(self, indexer, catalog) -> None:
+    def _scan(self, indexer, catalog, worker: Worker | None = None) -> None:
         from loopmind.app.pager import library_summary
 
         def progress(done, total, res) -> None:
             current = os.path.basename(res.path) if res is not None else ""
             self.post_message(m.ScanProgressed(done, total, current))
 
-        report = indexer.scan(progress=progress)
+        # quitting mid-scan: the files in flight are stored and the app closes; the next
+        # start goes on where this one stopped
+        report = indexer.scan(progress=progress,
+                              stop=(lambda: worker.is_cancelled) if worker is not None else None)
+        if report.stopped:
+            return
         if catalog is not None:
             stale = catalog.stale_count()
             if stale:

@@ -37,6 +37,7 @@ class ScanReport:
     audio_s: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    stopped: bool = False  # asked to stop before every file was read: the next scan goes on
 
 
 class Indexer:
@@ -88,12 +89,18 @@ class Indexer:
     # -- scanning ------------------------------------------------------------------------
 
     def scan(self, folders: Iterable[str] | None = None, *,
-             progress: Callable[[int, int, FileResult | None], None] | None = None) -> ScanReport:
+             progress: Callable[[int, int, FileResult | None], None] | None = None,
+             stop: Callable[[], bool] | None = None) -> ScanReport:
         """Incrementally index folders (all watched folders by default).
 
         Unchanged files (same size and mtime) are skipped; changed ones whose content hash is
         the same only get their stat updated; files that vanished are marked missing; a new
         path with the content of a vanished file is that file, moved.
+
+        Args:
+            stop: polled before each file is started (the app passes its quit flag); when it
+                returns True the files in flight are stored and the scan returns with
+                ``stopped`` set. Everything stored so far stays; the next scan does the rest.
         """
         report = ScanReport()
         targets = [resolve_folder(f) for f in (folders if folders is not None else self.folders())]
@@ -150,9 +157,11 @@ class Indexer:
             if progress:
                 progress(done, total, res)
 
-        run_jobs(jobs, workers=min(self.workers, max(1, total)), on_result=on_result,
-                 max_duration_s=self.settings.max_duration_s, sr=self.settings.analysis_sr,
-                 embedder_name=self.embedder_name)
+        finished = run_jobs(jobs, workers=min(self.workers, max(1, total)),
+                            on_result=on_result, max_duration_s=self.settings.max_duration_s,
+                            sr=self.settings.analysis_sr, embedder_name=self.embedder_name,
+                            stop=stop)
+        report.stopped = not finished
         gone = [p for p in vanished if not os.path.exists(p)]
         report.missing += store.mark_missing(self.library, gone)
         return report

@@ -127,15 +127,26 @@ ProgressFn = Callable[[FileResult], None]
 
 
 def run_jobs(jobs: Iterable[Job], *, workers: int, on_result: ProgressFn,
-             max_duration_s: float | None, sr: int, embedder_name: str | None = None) -> None:
+             max_duration_s: float | None, sr: int, embedder_name: str | None = None,
+             stop: Callable[[], bool] | None = None) -> bool:
     """Process jobs in a pool of ``workers`` processes (inline when 1), calling ``on_result``
     in this process for each file as it finishes. At most 2 × workers files are in flight,
-    so memory stays bounded."""
+    so memory stays bounded.
+
+    Args:
+        stop: polled before each new file is started; once it returns True no file is
+            started, the files in flight finish (and are passed to ``on_result``).
+
+    Returns:
+        True when every job ran, False when ``stop`` ended the run early.
+    """
     kwargs = dict(max_duration_s=max_duration_s, sr=sr, embedder_name=embedder_name)
     if workers <= 1:
         for job in jobs:
+            if stop is not None and stop():
+                return False
             on_result(process_file(job.path, known_hash=job.known_hash, **kwargs))
-        return
+        return True
     import multiprocessing as mp
 
     # one BLAS thread per worker: the pool already uses every core, and nested BLAS threads
@@ -147,9 +158,12 @@ def run_jobs(jobs: Iterable[Job], *, workers: int, on_result: ProgressFn,
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         try:
             it = iter(jobs)
-            exhausted = False
+            exhausted = stopped = False
             while True:
                 while not exhausted and len(pending) < 2 * workers:
+                    if stop is not None and stop():
+                        exhausted = stopped = True
+                        break
                     try:
                         job = next(it)
                     except StopIteration:
@@ -172,6 +186,7 @@ def run_jobs(jobs: Iterable[Job], *, workers: int, on_result: ProgressFn,
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+    return not stopped
 
 
 def resolve_folder(folder: str | os.PathLike) -> str:

@@ -109,6 +109,28 @@ def test_pool_scan(folder):
     assert r.indexed == 3 and r.failed == 0
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stopped_scan_keeps_what_it_stored_and_the_next_one_finishes(folder, workers):
+    """The app's quit flag: no new file starts once it is set, the files in flight are
+    stored, and the next scan reads the rest (no duplicate, nothing missing)."""
+    for i in range(6):
+        write(folder / "More" / f"tone_{i}.wav", pad_tone(150.0 + 40 * i, 1.0))
+    lib = Library()
+    idx = Indexer(lib, workers=workers)
+    idx.add_folder(folder)
+    done = []
+    r = idx.scan(progress=lambda d, t, res: done.append(d), stop=lambda: len(done) >= 3)
+    assert r.stopped
+    first = r.indexed
+    # the first file's result sets the flag; at most the files already in flight follow it
+    assert 1 <= first <= 1 + 2 * workers < 9
+    r2 = idx.scan()
+    assert not r2.stopped and r2.indexed == 9 - first and r2.unchanged == first
+    rows = list_segments(lib)
+    assert len({x["path"] for x in rows}) == 9
+    assert idx.scan(stop=lambda: False).indexed == 0
+
+
 def test_move_keeps_identity_tags_and_user_values(indexed):
     lib, idx, folder = indexed
     seg = [x for x in list_segments(lib) if "beat_120bpm" in x["path"]][0]
