@@ -219,7 +219,8 @@ def arrange(pool: Pool, request, *, seed: int, bpm: float | None = None,
 
     song = Song(bpm=round(float(bpm), 3), key=key, sections=sections, seed=seed,
                 prompt=request.text or None, genre=genre.name if request.genre else None,
-                moods=[m.name for m in request.moods], mode="direct", notes=notes)
+                moods=[m.name for m in request.moods], mode="direct", notes=notes,
+                swing=float(genre.swing))
     notes.append(f"tempo {bpm:g} BPM: {why_bpm}")
     notes.append(f"key {key or 'open'}: {why_key}")
 

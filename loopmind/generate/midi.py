@@ -94,7 +94,7 @@ def build_midi(song: Song):
                 for s, v in sorted(clip.steps or []):
                     if not 0 <= s < clip.bars * STEPS_PER_BAR or v <= 0:
                         continue
-                    on = start + int(s) * step
+                    on = start + _step_tick(song, int(s), step)
                     _add_note(events, on, on + step, channel, note, _velocity(v))
             else:
                 _add_note(events, start, start + clip.bars * bar, channel,
@@ -107,7 +107,7 @@ def build_midi(song: Song):
                 track.role in DRUM_PART_ROLES
                 and all(e.pitch is not None for c in track.clips for e in c.events or []))
             mid.tracks.append(_to_track(_slice_track(
-                track, bar=bar, step=step, channel=DRUM_CHANNEL if drum_part
+                track, song, bar=bar, step=step, channel=DRUM_CHANNEL if drum_part
                 else next(melodic))))
     return mid
 
@@ -132,7 +132,7 @@ def slice_notes(track) -> dict[str, int]:
     return slots
 
 
-def _slice_track(track, *, bar: int, step: int, channel: int):
+def _slice_track(track, song: Song, *, bar: int, step: int, channel: int):
     """A generated part as notes (see the module docstring)."""
     import mido
 
@@ -160,13 +160,19 @@ def _slice_track(track, *, bar: int, step: int, channel: int):
                                 f"{ev.source_start_s:.3f}-{ev.source_end_s:.3f} s"
                                 + (f" {ev.semitones:+g} st" if ev.semitones else "")
                                 + (" reversed" if ev.reverse else ""))
-            on = start + int(ev.step) * step
+            on = start + _step_tick(song, int(ev.step), step)
             events.append((on, 1, mido.MetaMessage("lyrics", text=_text(name), time=0)))
-            _add_note(events, on, on + int(ev.length) * step, channel, note,
-                      _velocity(ev.velocity))
+            _add_note(events, on, start + _step_tick(song, int(ev.step) + int(ev.length), step),
+                      channel, note, _velocity(ev.velocity))
     for i, text in enumerate(legend.values()):
         events.insert(1 + i, (0, 0, mido.MetaMessage("text", text=_text(text), time=0)))
     return events
+
+
+def _step_tick(song: Song, s: int, step: int) -> int:
+    """Ticks from a clip's start to its 16th step ``s``, odd steps late by the song's swing
+    (as the audio plays them)."""
+    return s * step + (int(round(song.swing * step)) if song.swing and s % 2 else 0)
 
 
 def _velocity(v: float) -> int:

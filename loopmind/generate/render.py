@@ -752,7 +752,7 @@ def _assemble_pattern(clip: Clip, song: Song, hit: np.ndarray, *, choke: bool) -
     limit = clip.bars * STEPS_PER_BAR
     events = sorted({int(s): float(v) for s, v in (clip.steps or []) if 0 <= int(s) < limit}
                     .items())
-    onsets = [song.bar_to_sample(clip.start_bar + s / STEPS_PER_BAR) - origin for s, _ in events]
+    onsets = [song.step_to_sample(clip.start_bar, s) - origin for s, _ in events]
     span = song.bar_to_sample(clip.end_bar) - origin
     n_hit = hit.shape[1]
     n_total = max([span] + [o + n_hit for o in onsets])
@@ -787,8 +787,8 @@ def _assemble_sequence(clip: Clip, song: Song, slices: list[np.ndarray | None]) 
         if y is None or not 0 <= int(ev.step) < limit or int(ev.length) <= 0:
             continue
         step = int(ev.step)
-        onset = song.bar_to_sample(clip.start_bar + step / STEPS_PER_BAR) - origin
-        end = song.bar_to_sample(clip.start_bar + (step + int(ev.length)) / STEPS_PER_BAR)
+        onset = song.step_to_sample(clip.start_bar, step) - origin
+        end = song.step_to_sample(clip.start_bar, step + int(ev.length))
         placed.append((onset, end - origin, ev, y))
     n_total = max([span] + [min(end, onset + y.shape[1]) for onset, end, _, y in placed])
     out = np.zeros((2, max(n_total, 0)), dtype=np.float32)

@@ -196,6 +196,10 @@ class Song:
     moods: list[str] = field(default_factory=list)
     mode: str = "direct"
     notes: list[str] = field(default_factory=list)  # what was missing and what was done instead
+    # the groove of step-sequenced parts (one-shot patterns, generated parts): every odd 16th
+    # step is late by this fraction of a 16th (the genre's; 0 is straight). Loops from the
+    # library keep their own groove.
+    swing: float = 0.0
 
     @property
     def bars(self) -> int:
@@ -215,6 +219,14 @@ class Song:
         """Sample index of a bar line (rounded once from the exact position, so clips placed on
         the same bar line agree to the sample and no error accumulates)."""
         return int(round(bar * self.bar_s * self.sample_rate))
+
+    def step_to_sample(self, bar: float, step: float) -> int:
+        """Sample index of the 16th step ``step`` counted from the bar line ``bar``, with the
+        song's swing on odd steps (rounded once, like ``bar_to_sample``)."""
+        s = float(step)
+        if self.swing and s == int(s) and int(s) % 2 == 1:
+            s += float(self.swing)
+        return self.bar_to_sample(bar + s / STEPS_PER_BAR)
 
     def track(self, name: str) -> Track | None:
         return next((t for t in self.tracks if t.name == name), None)

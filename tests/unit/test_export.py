@@ -149,6 +149,14 @@ def test_midi_holds_tempo_markers_and_notes(tmp_path: Path) -> None:
             off = now
     assert off == 4 * 1920
 
+    # a swung song: the odd 16ths of the patterns are late by the swing, in MIDI as in audio
+    song.swing = 0.5
+    mid = mido.MidiFile(str(write_midi(song, tmp_path / "swung.mid")))
+    assert [h[0] for h in notes(mid.tracks[3])] == [s * 120 for s in range(0, 64, 2)]
+    song.tracks[2].clips[0].steps = [(1, 1.0), (2, 1.0), (3, 0.5)]
+    mid = mido.MidiFile(str(write_midi(song, tmp_path / "swung.mid")))
+    assert [h[0] for h in notes(mid.tracks[3])] == [120 + 60, 240, 360 + 60]
+
 
 def test_mido_key_names() -> None:
     assert mido_key("A minor") == "Am" and mido_key("Bb major") == "Bb"

@@ -145,6 +145,34 @@ def test_pattern_drums(indexed_demo, tmp_path):
         assert all(0 <= s < c.bars * 16 and 0 < v <= 1 for s, v in c.steps)
 
 
+def test_the_genre_swing_plays_in_the_patterns(indexed_demo, tmp_path):
+    """Boom bap swings its 16ths (the genre's 0.25), trap plays them straight; the swing is
+    part of the arrangement file, and the rendered hits sit where the swing puts them."""
+    from loopmind.generate import arrange
+    from loopmind.generate.pool import Pool, load_pool
+    from loopmind.generate.prompt import parse_prompt
+    from loopmind.generate.render import render_clip
+    from loopmind.generate.styles import GENRES
+
+    lib, root = indexed_demo
+    full = load_pool(lib, folder=str(root))
+    no_loops = Pool([i for i in full.items if i.role != "drumloop"], "test")
+    song = arrange.arrange(no_loops, parse_prompt("boom bap 90 in A minor"), seed=0, minutes=1)
+    assert song.swing == GENRES["boom bap"].swing > 0
+    assert arrange.arrange(no_loops, parse_prompt("trap 140"), seed=0, minutes=1).swing == 0
+    assert Song.from_dict(json.loads(song.to_json())).swing == song.swing
+    assert Song.from_dict({k: v for k, v in song.to_dict().items() if k != "swing"}).swing == 0
+    hats = next(t for t in song.tracks if t.role == "hihat")
+    clip = next(c for c in hats.clips if any(s % 2 for s, v in c.steps if v > 0))
+    y = render_clip(clip, song, role="hihat")[0]
+    origin = song.bar_to_sample(clip.start_bar)
+    for s, v in clip.steps:
+        at = song.step_to_sample(clip.start_bar, s) - origin
+        straight = song.bar_to_sample(clip.start_bar + s / 16) - origin
+        assert (at > straight) == bool(s % 2)
+        assert np.abs(y[at:at + 64]).max() > 0  # a hit starts there
+
+
 def test_semitones_to():
     from loopmind.generate.arrange import semitones_to
 

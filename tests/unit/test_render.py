@@ -212,6 +212,40 @@ def test_pattern_hits_land_on_the_sixteenth_grid(tmp_path: Path, cache: StretchC
     np.testing.assert_allclose(out[peaks], [v ** 1.5 for _, v in steps], rtol=1e-6)
 
 
+def test_swing_delays_the_odd_sixteenths(tmp_path: Path, cache: StretchCache) -> None:
+    """The song's swing (the genre's groove) moves every odd 16th of a pattern and of a
+    generated part late by that fraction of a 16th; even steps and bar lines stay put."""
+    from loopmind.generate.song import SliceEvent
+
+    bpm = 92.0
+    hit = np.zeros(2000, dtype=np.float32)
+    hit[0] = 1.0
+    path = write_audio(tmp_path / "hat.wav", hit, subtype="FLOAT")
+    steps = [(0, 1.0), (1, 1.0), (2, 1.0), (7, 1.0), (16, 1.0), (31, 1.0)]
+    clip = Clip(start_bar=1, bars=2, source_path=str(path), source_start_s=0.0,
+                source_end_s=len(hit) / SR, steps=steps, fade_in_s=0.0)
+    events = [SliceEvent(step=st, length=1, source_path=str(path), source_start_s=0.0,
+                         source_end_s=len(hit) / SR, velocity=1.0, slice_id="hat#0")
+              for st, _ in steps]
+    seq = _seq_clip(path, events)
+    straight = _song(bpm, [Track("hats", "hihat", [clip]), Track("part", "perc", [seq])])
+    swung = _song(bpm, [Track("hats", "hihat", [clip]), Track("part", "perc", [seq])])
+    swung.swing = 0.25
+    sixteenth = straight.bar_s / 16 * SR
+    a = render_tracks(straight, cache=cache).tracks
+    b = render_tracks(swung, cache=cache).tracks
+    for name, start in (("hats", 1), ("part", seq.start_bar)):
+        got = np.flatnonzero(b[name][0] > 0.1)
+        want = [straight.bar_to_sample(start + st / 16)
+                + (int(round(swung.bar_to_sample(start + (st + 0.25) / 16)
+                             - straight.bar_to_sample(start + st / 16))) if st % 2 else 0)
+                for st, _ in steps]
+        np.testing.assert_array_equal(got, want)
+        late = got - np.flatnonzero(a[name][0] > 0.1)
+        assert list(late[[0, 2, 4]]) == [0, 0, 0]
+        assert all(abs(d - 0.25 * sixteenth) <= 1 for d in late[[1, 3, 5]])
+
+
 def test_choke_cuts_a_hit_at_the_next_one(tmp_path: Path, cache: StretchCache) -> None:
     bpm = 120.0
     path = write_audio(tmp_path / "long.wav", tone(300.0, 1.0, amplitude=0.5),
