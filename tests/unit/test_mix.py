@@ -372,3 +372,31 @@ def test_other_sample_rates(sr):
     meter = measure(apply_mix(song, stems, sr=sr).master.T, sr)
     assert meter.integrated_lufs() == pytest.approx(-14.0, abs=0.5)
     assert meter.true_peak_db() <= -1.0
+
+
+def test_filters_skip_silence_without_changing_the_sound():
+    """EQ and K-weighting run only where a track plays (or the filter still rings): the
+    result equals the whole-signal filter to far below audibility, and exactly where the
+    signal has no long silence."""
+    from scipy.signal import sosfilt
+
+    from loopmind.generate.mix import _eq_sos, filter_active, k_weighting_sos
+    from loopmind.generate.song import MixSettings
+
+    sr = 44100
+    rng = np.random.default_rng(4)
+    y = np.zeros((2, sr * 20), np.float32)
+    for a, b in ((0.0, 3.0), (5.5, 6.0), (12.0, 19.5)):
+        y[:, int(a * sr):int(b * sr)] = rng.standard_normal((2, int((b - a) * sr))) * 0.3
+    eq = _eq_sos(MixSettings(highpass_hz=30.0, eq=[(60.0, 4.0, 2.0), (3000.0, -3.0, 1.0)]), sr)
+    for sos in (eq, k_weighting_sos(sr).astype(np.float32)):
+        want = sosfilt(sos, y, axis=-1)
+        got = filter_active(sos, y)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.abs(got - want).max() <= 1e-7 * np.abs(want).max()
+        assert not got[:, int(8.0 * sr):int(11.5 * sr)].any()  # rung out: nothing computed
+        dense = rng.standard_normal((2, sr * 3)).astype(np.float32)
+        np.testing.assert_array_equal(filter_active(sos, dense), sosfilt(sos, dense, axis=-1))
+        assert not filter_active(sos, np.zeros((2, sr * 5), np.float32)).any()
+        short = y[:, :1000]
+        np.testing.assert_array_equal(filter_active(sos, short), sosfilt(sos, short, axis=-1))
