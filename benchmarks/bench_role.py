@@ -100,8 +100,10 @@ def main() -> int:
     sources = tr.synthetic_sources(EXTRA)
     synth = tr.render_all(sources)
     X = tr.features(items)
-    XA = tr.augmented_features(items)
+    aug = tr.augmented_signals(items)
+    XA = tr.augmented_features(items, signals=aug)
     XS = tr.features(synth)
+    mel = tr.mel_inputs(items, aug, synth)
     truth = np.array([it.truth for it in items])
     packs = np.array([it.pack for it in items])
     one = np.array([it.kind == "oneshot" for it in items])
@@ -109,7 +111,17 @@ def main() -> int:
     pack_names = sorted(set(packs))
     lopo = [(np.flatnonzero(packs != p), np.flatnonzero(packs == p)) for p in pack_names]
 
-    ours, probs = tr.grouped_cv(items, X, XA, synth, XS, return_proba=True)
+    ours, probs, fold_models = tr.grouped_cv(items, X, XA, synth, XS, return_proba=True,
+                                             mel=mel, return_models=True)
+    # the same fold models' parts: the feature heads alone (LR + 3 MLP: the previous model,
+    # trained identically) and the CNN head alone
+    ours_feat = np.empty(len(items), dtype=object)
+    ours_cnn = np.empty(len(items), dtype=object)
+    for p, m in fold_models.items():
+        te = packs == p
+        ours_feat[te] = [ROLES[i] for i in m.predict_proba(X[te]).argmax(axis=1)]
+        ours_cnn[te] = [ROLES[i] for i in m.cnn_proba(mel.dev[te]).argmax(axis=1)]
+    # data ablations, of the feature heads (the CNN doubles a CV's time)
     ours_devonly = tr.grouped_cv(items, X, XA, [], None, loops=False)
     # ablation: FluidR3_GM as the only soundfont (the recipe before the extra Debian fonts)
     fluid = [i for i, s in enumerate(synth) if s.pack == "synth:" + tr.FLUID_SF2.stem]
@@ -218,15 +230,19 @@ def main() -> int:
         "",
         "| method | one-shot accuracy |",
         "|---|---|",
-        f"| **ours** (LR + 3 MLP on {len(role_mod.FEATURE_NAMES)} features; dev folds + "
-        f"augmentation + {len(synth)} synthetic one-shots from {len(sources)} GM soundfonts "
+        f"| **ours** (LR + 3 MLP on {len(role_mod.FEATURE_NAMES)} features, averaged with a "
+        f"small CNN on the log-mel patch (share {tr.CNN_SHARE:g}); dev folds + augmentation + "
+        f"{len(synth)} synthetic one-shots from {len(sources)} GM soundfonts "
         f"({', '.join(x.stem for x in sources)}) + synthetic loops) | "
         f"**{acc(ours, truth, one):.3f}** |",
         f"| ours, kind = one-shot given (drum-loop prior) | {acc(ours_kind, truth, one):.3f} |",
-        f"| ours with FluidR3_GM as the only soundfont (ablation: the previous recipe) | "
+        f"| ours, feature heads only (LR + 3 MLP: the previous model, same folds and data) | "
+        f"{acc(ours_feat, truth, one):.3f} |",
+        f"| ours, CNN head only | {acc(ours_cnn, truth, one):.3f} |",
+        f"| feature heads with FluidR3_GM as the only soundfont (ablation: an older recipe) | "
         f"{acc(ours_fluid, truth, one):.3f} |",
-        f"| ours trained on the dev folds only (no synthetic one-shots or loops; ablation) | "
-        f"{acc(ours_devonly, truth, one):.3f} |",
+        f"| feature heads trained on the dev folds only (no synthetic one-shots or loops; "
+        f"ablation) | {acc(ours_devonly, truth, one):.3f} |",
         f"| peer: MFCC (librosa, 20) mean+std, standardized, 1-NN | {acc(peer, truth, one):.3f} |",
         "| target (issue 2) | 0.85 |",
         "",
@@ -241,16 +257,19 @@ def main() -> int:
         lines.append(f"| **in-sample** accuracy of the shipped models/role.safetensors (trained "
                      f"on these files) | {acc(in_sample, truth, one):.3f} |")
     lines += ["", "## Per held-out pack (one-shots)", "",
-              "| pack | n | ours | ours FluidR3_GM only | ours dev-only | MFCC 1-NN |",
-              "|---|---|---|---|---|---|"]
+              "| pack | n | ours | feature heads | CNN head | features, FluidR3_GM only "
+              "| features, dev-only | MFCC 1-NN |",
+              "|---|---|---|---|---|---|---|---|"]
     for p in pack_names:
         m = one & (packs == p)
         lines.append(f"| {p} | {int(m.sum())} | {acc(ours, truth, m):.2f} | "
+                     f"{acc(ours_feat, truth, m):.2f} | {acc(ours_cnn, truth, m):.2f} | "
                      f"{acc(ours_fluid, truth, m):.2f} | "
                      f"{acc(ours_devonly, truth, m):.2f} | {acc(peer, truth, m):.2f} |")
     lines += ["", "## Per role (ours, one-shots, leave-one-pack-out)", "",
-              "| role | n | recall | precision | most often mistaken for |",
-              "|---|---|---|---|---|"]
+              "| role | n | recall | precision | most often mistaken for | recall, feature heads "
+              "only |",
+              "|---|---|---|---|---|---|"]
     for r in ROLES:
         m = one & (truth == r)
         if not m.any():
@@ -259,7 +278,8 @@ def main() -> int:
         prec = np.sum(m & (ours == r)) / npred if npred else float("nan")
         wrong = collections.Counter(ours[m & (ours != r)]).most_common(3)
         lines.append(f"| {r} | {int(m.sum())} | {acc(ours, truth, m):.2f} | {prec:.2f} | "
-                     + ", ".join(f"{k} {v}" for k, v in wrong) + " |")
+                     + ", ".join(f"{k} {v}" for k, v in wrong)
+                     + f" | {acc(ours_feat, truth, m):.2f} |")
     conf = collections.Counter((a, b) for a, b in zip(truth[one], ours[one]) if a != b)
     lines += ["", "Most frequent confusions (truth → ours): "
               + "; ".join(f"{a} → {b} {n}" for (a, b), n in conf.most_common(12)) + ".", ""]
@@ -307,7 +327,7 @@ def main() -> int:
               "| step | ms per audio second | ms per file (median) |", "|---|---|---|",
               f"| shared Spectrogram (STFT, log-mel, onset envelope) | "
               f"{t_spec / audio_s * 1e3:.2f} | |",
-              f"| classify_role on top of it (features + model) | "
+              f"| classify_role on top of it (features, mel patch, model) | "
               f"{t_role / audio_s * 1e3:.2f} | {np.median(per_file):.2f} |",
               f"| peer: librosa MFCC alone | {t_mfcc / audio_s * 1e3:.2f} | |",
               "", f"Over {audio_s:.0f} s of audio in {len(items)} files (mean "
