@@ -21,8 +21,9 @@ Data:
 
 Model: features from ``loopmind.library.analysis.role.role_features``, standardized; mean of
 the softmax outputs of a multinomial logistic regression and 3 one-hidden-layer ReLU MLPs
-(64 units, different seeds), averaged with a small CNN on the log-mel patch of
-``role_mel_patch`` (``fit_cnn``; ``--no-cnn`` leaves it out), then a calibration temperature
+(64 units, different seeds) (``--cnn`` also averages in a small CNN on the log-mel patch of
+``role_mel_patch``, ``fit_cnn``: tried, not shipped, see benchmarks/results/role.md), then a
+calibration temperature
 fitted on the out-of-fold probabilities of a leave-one-pack-out CV (always run; ``--no-calibrate`` skips it). Training is weighted so that every role weighs the same and the
 velocity layers of one Hydrogen instrument count as one sample.
 
@@ -528,7 +529,7 @@ def fit_role_model(X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
 
 CNN_CHANNELS = (8, 16, 32, 64)
 CNN_EPOCHS = 12
-CNN_SHARE = 0.5  # weight of the convolutional head in the mean with the feature heads
+CNN_SHARE = 0.3  # weight of the convolutional head in the mean with the feature heads
 
 
 def fit_cnn(M: np.ndarray, y: np.ndarray, w: np.ndarray, *, seed: int = 0,
@@ -672,8 +673,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="FluidR3_GM only (no soundfonts from .pkgs-extra)")
     ap.add_argument("--no-calibrate", action="store_true",
                     help="skip the leave-one-pack-out CV and store temperature 1 (quick runs)")
-    ap.add_argument("--no-cnn", action="store_true",
-                    help="feature heads only (no convolutional head on the mel patch)")
+    ap.add_argument("--cnn", action="store_true",
+                    help="add the convolutional head on the mel patch (tried; not shipped: no "
+                         "accuracy gain on the leave-one-pack-out folds)")
     args = ap.parse_args(argv)
     from safetensors.numpy import save_file
 
@@ -685,7 +687,7 @@ def main(argv: list[str] | None = None) -> int:
     aug = augmented_signals(items)
     XA = augmented_features(items, signals=aug)
     XS = features(synth) if synth else None
-    mel = None if args.no_cnn else mel_inputs(items, aug, synth)
+    mel = mel_inputs(items, aug, synth) if args.cnn else None
     everything = np.arange(len(items))
     if mel is None:
         EX, Ey = extra_rows(items, everything, synth, XS, loops=not args.no_loops)
@@ -840,7 +842,8 @@ cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/train_role.py
 (`--no-extra` trains with FluidR3_GM only.) The leave-one-pack-out CV always runs, since the
 temperature is fitted on it (a few minutes on 2 cores). Needs fluidsynth (with sf3 support, as
 Debian's), scikit-learn, torch (CPU; training only) and safetensors. Deterministic up to
-BLAS rounding. `--no-cnn` trains the feature heads only.
+BLAS rounding. `--cnn` adds the convolutional head (not shipped; see
+`benchmarks/results/role.md`).
 """)
 
 
