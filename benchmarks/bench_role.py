@@ -39,6 +39,7 @@ from loopmind.library.analysis.role import ROLES  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "role.md"
 EXTRA = True  # the extra Debian soundfonts, as train_role.py uses them by default
+CNN = "--cnn" in sys.argv[1:]  # also train and report the CNN head (tried, not shipped)
 
 
 def mfcc_stats(items) -> np.ndarray:
@@ -100,8 +101,10 @@ def main() -> int:
     sources = tr.synthetic_sources(EXTRA)
     synth = tr.render_all(sources)
     X = tr.features(items)
-    XA = tr.augmented_features(items)
+    aug = tr.augmented_signals(items)
+    XA = tr.augmented_features(items, signals=aug)
     XS = tr.features(synth)
+    mel = tr.mel_inputs(items, aug, synth) if CNN else None
     truth = np.array([it.truth for it in items])
     packs = np.array([it.pack for it in items])
     one = np.array([it.kind == "oneshot" for it in items])
@@ -109,7 +112,21 @@ def main() -> int:
     pack_names = sorted(set(packs))
     lopo = [(np.flatnonzero(packs != p), np.flatnonzero(packs == p)) for p in pack_names]
 
-    ours, probs = tr.grouped_cv(items, X, XA, synth, XS, return_proba=True)
+    _, _, fold_models = tr.grouped_cv(items, X, XA, synth, XS, return_proba=True, mel=mel,
+                                      return_models=True)
+    # ours: the shipped recipe's feature heads (LR + 3 MLP). With --cnn the fold models also
+    # have the CNN head (trained after and apart from the feature heads, which are the same);
+    # its output alone and blended in are reported as a tried alternative
+    probs = np.zeros((len(items), len(ROLES)))
+    probs_blend, probs_cnn = np.zeros_like(probs), np.zeros_like(probs)
+    for p, m in fold_models.items():
+        te = packs == p
+        probs[te] = m.predict_proba(X[te])
+        if CNN:
+            probs_blend[te] = m.predict_proba(X[te], mel=mel.dev[te])
+            probs_cnn[te] = m.cnn_proba(mel.dev[te])
+    ours, ours_blend, ours_cnn = (np.array([ROLES[i] for i in P.argmax(axis=1)], dtype=object)
+                                  for P in (probs, probs_blend, probs_cnn))
     ours_devonly = tr.grouped_cv(items, X, XA, [], None, loops=False)
     # ablation: FluidR3_GM as the only soundfont (the recipe before the extra Debian fonts)
     fluid = [i for i, s in enumerate(synth) if s.pack == "synth:" + tr.FLUID_SF2.stem]
@@ -198,6 +215,15 @@ def main() -> int:
         t_role += c - b
         per_file.append((c - b) * 1e3)
     audio_s = sum(len(it.y) for it in items) / tr.SR
+    cnn_ms = []
+    if CNN:  # what the tried CNN head would add per file: its patch and its forward pass
+        m = next(iter(fold_models.values()))
+        for it in items:
+            spec = Spectrogram(it.y, tr.SR)
+            spec.log_mel  # noqa: B018 - shared with the other analyses in the pipeline
+            a = time.perf_counter()
+            m.cnn_proba(role_mod.role_mel_patch(it.y, sr=tr.SR, spec=spec)[None])
+            cnn_ms.append((time.perf_counter() - a) * 1e3)
 
     # -- report -----------------------------------------------------------------------------
     n1 = int(one.sum())
@@ -223,6 +249,13 @@ def main() -> int:
         f"({', '.join(x.stem for x in sources)}) + synthetic loops) | "
         f"**{acc(ours, truth, one):.3f}** |",
         f"| ours, kind = one-shot given (drum-loop prior) | {acc(ours_kind, truth, one):.3f} |",
+    ]
+    if CNN:
+        lines += [
+            f"| tried, not shipped: ours averaged with a small CNN on the log-mel patch (share "
+            f"{tr.CNN_SHARE:g}; `train_role.py --cnn`) | {acc(ours_blend, truth, one):.3f} |",
+            f"| tried: the CNN head alone (same fold models) | {acc(ours_cnn, truth, one):.3f} |"]
+    lines += [
         f"| ours with FluidR3_GM as the only soundfont (ablation: the previous recipe) | "
         f"{acc(ours_fluid, truth, one):.3f} |",
         f"| ours trained on the dev folds only (no synthetic one-shots or loops; ablation) | "
@@ -241,16 +274,20 @@ def main() -> int:
         lines.append(f"| **in-sample** accuracy of the shipped models/role.safetensors (trained "
                      f"on these files) | {acc(in_sample, truth, one):.3f} |")
     lines += ["", "## Per held-out pack (one-shots)", "",
-              "| pack | n | ours | ours FluidR3_GM only | ours dev-only | MFCC 1-NN |",
-              "|---|---|---|---|---|---|"]
+              "| pack | n | ours | " + ("ours + CNN (tried) | CNN alone | " if CNN else "")
+              + "ours FluidR3_GM only | ours dev-only | MFCC 1-NN |",
+              "|---|---|---|" + ("---|---|" if CNN else "") + "---|---|---|"]
     for p in pack_names:
         m = one & (packs == p)
         lines.append(f"| {p} | {int(m.sum())} | {acc(ours, truth, m):.2f} | "
-                     f"{acc(ours_fluid, truth, m):.2f} | "
+                     + (f"{acc(ours_blend, truth, m):.2f} | {acc(ours_cnn, truth, m):.2f} | "
+                        if CNN else "")
+                     + f"{acc(ours_fluid, truth, m):.2f} | "
                      f"{acc(ours_devonly, truth, m):.2f} | {acc(peer, truth, m):.2f} |")
     lines += ["", "## Per role (ours, one-shots, leave-one-pack-out)", "",
-              "| role | n | recall | precision | most often mistaken for |",
-              "|---|---|---|---|---|"]
+              "| role | n | recall | precision | most often mistaken for |"
+              + (" recall, ours + CNN (tried) |" if CNN else ""),
+              "|---|---|---|---|---|" + ("---|" if CNN else "")]
     for r in ROLES:
         m = one & (truth == r)
         if not m.any():
@@ -259,7 +296,8 @@ def main() -> int:
         prec = np.sum(m & (ours == r)) / npred if npred else float("nan")
         wrong = collections.Counter(ours[m & (ours != r)]).most_common(3)
         lines.append(f"| {r} | {int(m.sum())} | {acc(ours, truth, m):.2f} | {prec:.2f} | "
-                     + ", ".join(f"{k} {v}" for k, v in wrong) + " |")
+                     + ", ".join(f"{k} {v}" for k, v in wrong) + " |"
+                     + (f" {acc(ours_blend, truth, m):.2f} |" if CNN else ""))
     conf = collections.Counter((a, b) for a, b in zip(truth[one], ours[one]) if a != b)
     lines += ["", "Most frequent confusions (truth → ours): "
               + "; ".join(f"{a} → {b} {n}" for (a, b), n in conf.most_common(12)) + ".", ""]
@@ -275,6 +313,9 @@ def main() -> int:
               f"| log loss | {nll(probs):.3f} | {nll(calibrated):.3f} |",
               f"| mean top probability (accuracy {acc(ours, truth, one):.3f}) | "
               f"{mean_conf(probs):.3f} | {mean_conf(calibrated):.3f} |", ""]
+    if CNN:
+        lines += [f"Tried (not shipped), ours + CNN head: raw log loss {nll(probs_blend):.3f} "
+                  f"(ours {nll(probs):.3f}), accuracy {acc(ours_blend, truth, one):.3f}.", ""]
     lines += ["## With file/folder words (simulated)", "",
               "Words give the true role with name_confidence 0.8 (what names.py assigns), "
               "except that a share of the files gets a random wrong role; fused with the same "
@@ -310,6 +351,8 @@ def main() -> int:
               f"| classify_role on top of it (features + model) | "
               f"{t_role / audio_s * 1e3:.2f} | {np.median(per_file):.2f} |",
               f"| peer: librosa MFCC alone | {t_mfcc / audio_s * 1e3:.2f} | |",
+              ] + ([f"| tried CNN head (mel patch + numpy forward), on top | | "
+                    f"{np.median(cnn_ms):.2f} |"] if CNN else []) + [
               "", f"Over {audio_s:.0f} s of audio in {len(items)} files (mean "
               f"{audio_s / len(items):.2f} s per file; short one-shots make the per-second "
               "figures dominated by per-file overhead).", ""]
@@ -343,6 +386,18 @@ def main() -> int:
               "model with T = 1.59 (its recipe's balanced out-of-fold fit) got 60/60.",
               "* With file/folder words (the normal case in producers' packs) the calibrated "
               "fused estimate is above either source alone (see above).", ""]
+    if CNN:
+        lines[-1:-1] = [
+            "* Tried in this round, not shipped: a small CNN (4 conv layers, "
+            f"{'-'.join(map(str, tr.CNN_CHANNELS))} channels, {tr.CNN_EPOCHS} epochs) on a 64-band "
+            "log-mel patch of the first ~1.5 s, trained per fold on the same rows, averaged with "
+            f"the feature heads (share {tr.CNN_SHARE:g}). Alone it reaches "
+            f"{acc(ours_cnn, truth, one):.3f}; averaged in, {acc(ours_blend, truth, one):.3f} "
+            f"against {acc(ours, truth, one):.3f} (within the noise above), though its raw "
+            f"out-of-fold log loss is lower ({nll(probs_blend):.3f} vs {nll(probs):.3f}); see the "
+            "per-pack and per-role columns. It would add time per file (see Speed), and the "
+            "embedder's role block would not see it without a patch. In a scratch run of the "
+            "same recipe while developing, shares 0.5 and 0.7 did worse (0.687, 0.672)."]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(lines))
     print("\n".join(lines))

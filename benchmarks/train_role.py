@@ -21,13 +21,15 @@ Data:
 
 Model: features from ``loopmind.library.analysis.role.role_features``, standardized; mean of
 the softmax outputs of a multinomial logistic regression and 3 one-hidden-layer ReLU MLPs
-(64 units, different seeds), then a calibration temperature fitted on the out-of-fold
-probabilities of a leave-one-pack-out CV (always run; ``--no-calibrate`` skips it). Training is weighted so that every role weighs the same and the
+(64 units, different seeds) (``--cnn`` also averages in a small CNN on the log-mel patch of
+``role_mel_patch``, ``fit_cnn``: tried, not shipped, see benchmarks/results/role.md), then a
+calibration temperature
+fitted on the out-of-fold probabilities of a leave-one-pack-out CV (always run; ``--no-calibrate`` skips it). Training is weighted so that every role weighs the same and the
 velocity layers of one Hydrogen instrument count as one sample.
 
     cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/train_role.py
 
-sklearn is used here only; inference in loopmind is numpy (``RoleModel``).
+sklearn and torch are used here only; inference in loopmind is numpy (``RoleModel``).
 """
 
 from __future__ import annotations
@@ -287,15 +289,45 @@ def features(items: list[Item]) -> np.ndarray:
     return np.array([role_mod.role_features(it.y, sr=SR) for it in items], dtype=np.float32)
 
 
-def augmented_features(items: list[Item], *, n_aug: int = N_AUG,
-                       seed: int = SEED) -> np.ndarray:
-    """Features of ``n_aug`` augmented copies per item, shape (len(items), n_aug, F)."""
+def augmented_signals(items: list[Item], *, n_aug: int = N_AUG,
+                      seed: int = SEED) -> list[list[np.ndarray]]:
+    """``n_aug`` augmented copies of every item's signal (the same for any caller)."""
     rng = np.random.default_rng(seed)
+    return [[augment(it.y, rng) for _ in range(n_aug)] for it in items]
+
+
+def augmented_features(items: list[Item], *, n_aug: int = N_AUG, seed: int = SEED,
+                       signals: list[list[np.ndarray]] | None = None) -> np.ndarray:
+    """Features of ``n_aug`` augmented copies per item, shape (len(items), n_aug, F)."""
+    if signals is None:
+        signals = augmented_signals(items, n_aug=n_aug, seed=seed)
     out = np.zeros((len(items), n_aug, len(FEATURE_NAMES)), dtype=np.float32)
-    for i, it in enumerate(items):
-        for k in range(n_aug):
-            out[i, k] = role_mod.role_features(augment(it.y, rng), sr=SR)
+    for i, row in enumerate(signals):
+        for k, y in enumerate(row):
+            out[i, k] = role_mod.role_features(y, sr=SR)
     return out
+
+
+def mel_patches(signals) -> np.ndarray:
+    """``role_mel_patch`` of every signal, shape (n, 64, MEL_PATCH_FRAMES)."""
+    return np.array([role_mod.role_mel_patch(y, sr=SR) for y in signals], dtype=np.float32) \
+        .reshape(-1, 64, role_mod.MEL_PATCH_FRAMES)
+
+
+@dataclass
+class MelInputs:
+    """Mel patches parallel to the feature arrays: dev (N, ...), augmented (N, n_aug, ...),
+    synthetic one-shots (S, ...)."""
+
+    dev: np.ndarray
+    aug: np.ndarray
+    synth: np.ndarray
+
+
+def mel_inputs(items: list[Item], aug_signals, synth: list[Item]) -> MelInputs:
+    aug = np.array([mel_patches(row) for row in aug_signals], dtype=np.float32)
+    return MelInputs(dev=mel_patches([it.y for it in items]), aug=aug,
+                     synth=mel_patches([s.y for s in synth]))
 
 
 # -- training ------------------------------------------------------------------------------
@@ -418,10 +450,15 @@ def pool_of(items: list[Item], idx) -> dict[str, list[np.ndarray]]:
 
 
 def extra_rows(items: list[Item], idx, synth: list[Item], XS: np.ndarray | None,
-               *, loops: bool = True, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic one-shots plus loops sequenced from ``items[idx]`` and the synthetic hits."""
+               *, loops: bool = True, seed: int = SEED, synth_mel: np.ndarray | None = None):
+    """Synthetic one-shots plus loops sequenced from ``items[idx]`` and the synthetic hits.
+
+    Returns (features, roles), or (features, roles, mel patches) when ``synth_mel`` (the
+    synthetic one-shots' patches) is given.
+    """
     Xs = [XS] if XS is not None and len(synth) else []
     ys = [np.array([s.truth for s in synth])] if Xs else []
+    Ms = [synth_mel] if Xs and synth_mel is not None else []
     if loops:
         pool = pool_of(items, idx)
         for s in synth:
@@ -430,14 +467,29 @@ def extra_rows(items: list[Item], idx, synth: list[Item], XS: np.ndarray | None,
         if ly:
             Xs.append(np.array([role_mod.role_features(y, sr=SR) for y in ly], np.float32))
             ys.append(np.array(lr))
+            if synth_mel is not None:
+                Ms.append(mel_patches(ly))
     if not Xs:
-        return np.zeros((0, len(FEATURE_NAMES)), np.float32), np.zeros(0, dtype=object)
-    return np.concatenate(Xs), np.concatenate(ys)
+        EX, Ey = np.zeros((0, len(FEATURE_NAMES)), np.float32), np.zeros(0, dtype=object)
+        EM = np.zeros((0, 64, role_mod.MEL_PATCH_FRAMES), np.float32)
+    else:
+        EX, Ey = np.concatenate(Xs), np.concatenate(ys)
+        EM = np.concatenate(Ms) if Ms else None
+    return (EX, Ey) if synth_mel is None else (EX, Ey, EM)
+
+
+def training_mel(mel: MelInputs, idx: np.ndarray, extra_M: np.ndarray | None) -> np.ndarray:
+    """Mel patches in the row order of ``training_arrays`` (dev, augmented copies, extra)."""
+    Ms = [mel.dev[idx]] + [mel.aug[idx, k] for k in range(mel.aug.shape[1])]
+    if extra_M is not None and len(extra_M):
+        Ms.append(extra_M)
+    return np.concatenate(Ms)
 
 
 def fit_role_model(X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
-                   mlp_seeds=(0, 1, 2)) -> dict[str, np.ndarray]:
-    """Fit the LR + MLP ensemble; returns the tensors ``RoleModel`` reads."""
+                   mlp_seeds=(0, 1, 2), mel: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Fit the LR + MLP ensemble (and the CNN head on ``mel``, rows parallel to ``X``, if
+    given); returns the tensors ``RoleModel`` reads."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
@@ -470,7 +522,88 @@ def fit_role_model(X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
             tensors[f"mlp{i}.b1"] = m.intercepts_[0].astype(np.float32)
             tensors[f"mlp{i}.w2"] = np.ascontiguousarray(W2.T)
             tensors[f"mlp{i}.b2"] = b2
+    if mel is not None:
+        tensors.update(fit_cnn(mel, y, w))
     return tensors
+
+
+CNN_CHANNELS = (8, 16, 32, 64)
+CNN_EPOCHS = 12
+CNN_SHARE = 0.3  # weight of the convolutional head in the mean with the feature heads
+
+
+def fit_cnn(M: np.ndarray, y: np.ndarray, w: np.ndarray, *, seed: int = 0,
+            epochs: int = CNN_EPOCHS) -> dict[str, np.ndarray]:
+    """Train the small convolutional head on mel patches; returns ``RoleModel``'s cnn tensors.
+
+    Four 3x3 convolutions (``CNN_CHANNELS``) with BatchNorm and ReLU on the 2x2-pooled patch,
+    2x2 max pools between them, mean and max over the last map, dropout 0.3 and a linear layer.
+    AdamW with a one-cycle schedule, class-balanced weights ``w``, label smoothing 0.05, and
+    per batch a random shift of ±2 mel bands and a small level change. BatchNorm is folded
+    into the convolutions for the numpy inference. torch is imported here only.
+
+    Args:
+        M: patches, shape (n, 64, MEL_PATCH_FRAMES), values in [0, 1].
+        y: roles, shape (n,).
+        w: sample weights, shape (n,).
+    """
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    ch = (1,) + tuple(CNN_CHANNELS)
+    convs = nn.ModuleList([nn.Sequential(nn.Conv2d(ch[i], ch[i + 1], 3, padding=1),
+                                         nn.BatchNorm2d(ch[i + 1]), nn.ReLU())
+                           for i in range(len(ch) - 1)])
+    fc = nn.Linear(2 * ch[-1], len(ROLES))
+    drop = nn.Dropout(0.3)
+
+    def forward(m):
+        h = F.avg_pool2d(m[:, None], 2)
+        for i, c in enumerate(convs):
+            h = c(h)
+            if i < len(convs) - 1:
+                h = F.max_pool2d(h, 2)
+        return fc(drop(torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1)))
+
+    params = list(convs.parameters()) + list(fc.parameters())
+    yi = torch.tensor([ROLES.index(v) for v in y])
+    Mt = torch.tensor(np.asarray(M, np.float32))
+    wt = torch.tensor(np.asarray(w, np.float32))
+    n, bs = len(yi), 64
+    steps = max(1, epochs * (n // bs))
+    opt = torch.optim.AdamW(params, 2e-3, weight_decay=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps)
+    convs.train(), drop.train()
+    for _ in range(epochs):
+        perm = rng.permutation(n)
+        for b in range(n // bs):
+            ix = torch.as_tensor(perm[b * bs:(b + 1) * bs])
+            xb = Mt[ix]
+            shift = int(rng.integers(-2, 3))
+            if shift:
+                xb = torch.roll(xb, shift, 1)
+            xb = torch.clamp(xb + float(rng.uniform(-0.1, 0.1)) * (xb > 0), 0, 1)
+            loss = (F.cross_entropy(forward(xb), yi[ix], reduction="none", label_smoothing=0.05)
+                    * wt[ix]).sum() / wt[ix].sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    out: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for i, c in enumerate(convs):
+            conv, bn = c[0], c[1]
+            g = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            out[f"cnn.conv{i}.weight"] = (conv.weight * g[:, None, None, None]).numpy()
+            out[f"cnn.conv{i}.bias"] = ((conv.bias - bn.running_mean) * g + bn.bias).numpy()
+        out["cnn.fc.weight"] = fc.weight.numpy().copy()
+        out["cnn.fc.bias"] = fc.bias.numpy().copy()
+    out["cnn.share"] = np.array([CNN_SHARE], np.float32)
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
 
 
 def fit_temperature(proba: np.ndarray, truth, *, weights: np.ndarray | None = None) -> float:
@@ -497,24 +630,38 @@ def fit_temperature(proba: np.ndarray, truth, *, weights: np.ndarray | None = No
 
 def grouped_cv(items: list[Item], X: np.ndarray, XA: np.ndarray | None,
                synth: list[Item], XS: np.ndarray | None, *, loops: bool = True,
-               return_proba: bool = False):
+               return_proba: bool = False, mel: MelInputs | None = None,
+               return_models: bool = False):
     """Leave-one-pack-out predictions (role strings) for every dev item.
 
     The held-out pack (LMMS, Sonic Pi, or one Hydrogen kit) never shares a kit, pack or
     instrument with the training side; synthetic items are always on the training side.
+    With ``mel`` the fold models get the CNN head too (``mel.synth`` parallel to ``synth``).
+    ``return_proba`` adds the raw (temperature 1) probabilities; ``return_models`` the fold
+    models, keyed by held-out pack.
     """
     packs = np.array([it.pack for it in items])
     pred = np.empty(len(items), dtype=object)
     proba = np.zeros((len(items), len(ROLES)))
+    models = {}
     for p in sorted(set(packs)):
         te = np.flatnonzero(packs == p)
         tr = np.flatnonzero(packs != p)
-        EX, Ey = extra_rows(items, tr, synth, XS, loops=loops)
-        Xtr, ytr, wtr = training_arrays(items, X, XA, tr, EX, Ey)
-        model = RoleModel(fit_role_model(Xtr, ytr, wtr))
-        proba[te] = model.predict_proba(X[te])
+        if mel is None:
+            EX, Ey = extra_rows(items, tr, synth, XS, loops=loops)
+            Xtr, ytr, wtr = training_arrays(items, X, XA, tr, EX, Ey)
+            model = RoleModel(fit_role_model(Xtr, ytr, wtr))
+            proba[te] = model.predict_proba(X[te])
+        else:
+            EX, Ey, EM = extra_rows(items, tr, synth, XS, loops=loops,
+                                    synth_mel=mel.synth)
+            Xtr, ytr, wtr = training_arrays(items, X, XA, tr, EX, Ey)
+            model = RoleModel(fit_role_model(Xtr, ytr, wtr, mel=training_mel(mel, tr, EM)))
+            proba[te] = model.predict_proba(X[te], mel=mel.dev[te])
+        models[p] = model
         pred[te] = [ROLES[i] for i in proba[te].argmax(axis=1)]
-    return (pred, proba) if return_proba else pred
+    out = (pred,) + ((proba,) if return_proba else ()) + ((models,) if return_models else ())
+    return out if len(out) > 1 else pred
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -526,6 +673,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="FluidR3_GM only (no soundfonts from .pkgs-extra)")
     ap.add_argument("--no-calibrate", action="store_true",
                     help="skip the leave-one-pack-out CV and store temperature 1 (quick runs)")
+    ap.add_argument("--cnn", action="store_true",
+                    help="add the convolutional head on the mel patch (tried; not shipped: no "
+                         "accuracy gain on the leave-one-pack-out folds)")
     args = ap.parse_args(argv)
     from safetensors.numpy import save_file
 
@@ -534,23 +684,39 @@ def main(argv: list[str] | None = None) -> int:
     sources = [] if args.no_synth else synthetic_sources(not args.no_extra)
     synth = render_all(sources)
     X = features(items)
-    XA = augmented_features(items)
+    aug = augmented_signals(items)
+    XA = augmented_features(items, signals=aug)
     XS = features(synth) if synth else None
-    EX, Ey = extra_rows(items, np.arange(len(items)), synth, XS, loops=not args.no_loops)
-    Xtr, ytr, wtr = training_arrays(items, X, XA, np.arange(len(items)), EX, Ey)
-    tensors = fit_role_model(Xtr, ytr, wtr)
+    mel = mel_inputs(items, aug, synth) if args.cnn else None
+    everything = np.arange(len(items))
+    if mel is None:
+        EX, Ey = extra_rows(items, everything, synth, XS, loops=not args.no_loops)
+        Xtr, ytr, wtr = training_arrays(items, X, XA, everything, EX, Ey)
+        tensors = fit_role_model(Xtr, ytr, wtr)
+    else:
+        EX, Ey, EM = extra_rows(items, everything, synth, XS, loops=not args.no_loops,
+                                synth_mel=mel.synth)
+        Xtr, ytr, wtr = training_arrays(items, X, XA, everything, EX, Ey)
+        tensors = fit_role_model(Xtr, ytr, wtr, mel=training_mel(mel, everything, EM))
     model = RoleModel(tensors)
     truth = np.array([it.truth for it in items])
     oneshot = np.array([it.kind == "oneshot" for it in items])
-    pred = np.array([ROLES[i] for i in model.predict_proba(X).argmax(axis=1)])
+    dev_mel = None if mel is None else mel.dev
+    pred = np.array([ROLES[i] for i in model.predict_proba(X, mel=dev_mel).argmax(axis=1)])
     in_sample = float(np.mean(pred[oneshot] == truth[oneshot]))
-    cv_acc, temperature = None, 1.0
+    cv_acc, cv_feat_acc, temperature = None, None, 1.0
     if not args.no_calibrate:
         # the temperature is fitted on out-of-fold probabilities: how sure the model should be
         # on a pack it has never heard
-        cvp, cv_proba = grouped_cv(items, X, XA, synth, XS, loops=not args.no_loops,
-                                   return_proba=True)
+        cvp, cv_proba, cv_models = grouped_cv(items, X, XA, synth, XS, loops=not args.no_loops,
+                                              return_proba=True, mel=mel, return_models=True)
         cv_acc = float(np.mean(cvp[oneshot] == truth[oneshot]))
+        packs = np.array([it.pack for it in items])
+        feat_pred = np.empty(len(items), dtype=object)
+        for p, m in cv_models.items():  # the same fold models without their CNN head
+            feat_pred[packs == p] = [ROLES[i] for i in
+                                     m.predict_proba(X[packs == p]).argmax(axis=1)]
+        cv_feat_acc = float(np.mean(feat_pred[oneshot] == truth[oneshot]))
         # every role weighs the same in the fit, as in training: the dev set is 80 % drums,
         # and a plain fit would calibrate for drums while the tonal roles (where the model is
         # most often confidently wrong) are common in producers' libraries
@@ -562,6 +728,9 @@ def main(argv: list[str] | None = None) -> int:
             "trained": date, "recipe": "benchmarks/train_role.py",
             "n_dev": str(len(items)), "n_synth": str(len(synth)), "n_aug": str(N_AUG),
             "soundfonts": json.dumps([s.name for s in sources]),
+            "cnn": "none" if mel is None else json.dumps(
+                {"channels": list(CNN_CHANNELS), "epochs": CNN_EPOCHS, "share": CNN_SHARE,
+                 "patch_frames": role_mod.MEL_PATCH_FRAMES}),
             "temperature": f"{temperature:.4f}"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
@@ -570,7 +739,8 @@ def main(argv: list[str] | None = None) -> int:
     n_params = int(sum(v.size for v in tensors.values()))
     write_card(args.out.with_suffix(".md"), items=items, synth=synth, sources=sources,
                n_params=n_params, size_bytes=args.out.stat().st_size, in_sample=in_sample,
-               cv_acc=cv_acc, temperature=temperature, date=date, n_train=len(ytr))
+               cv_acc=cv_acc, cv_feat_acc=cv_feat_acc, temperature=temperature, date=date,
+               n_train=len(ytr), cnn=mel is not None)
     print(f"wrote {args.out} ({n_params} parameters, {args.out.stat().st_size} bytes); "
           f"in-sample one-shot accuracy {in_sample:.3f}"
           + (f"; leave-one-pack-out {cv_acc:.3f}" if cv_acc is not None else "")
@@ -580,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_card(path: Path, *, items, synth, sources, n_params, size_bytes, in_sample, cv_acc,
-               temperature, date, n_train) -> None:
+               temperature, date, n_train, cv_feat_acc=None, cnn=False) -> None:
     def fmt(counter) -> str:
         return ", ".join(f"{k} {v}" for k, v in counter.most_common())
 
@@ -591,6 +761,18 @@ def write_card(path: Path, *, items, synth, sources, n_params, size_bytes, in_sa
     pkg_of[FLUID_SF2.name] = "fluid-soundfont-gm"
     fonts = ", ".join(f"{p.name} (Debian `{pkg_of.get(p.name, '?')}`)" for p in sources)
     packs = fmt(collections.Counter(it.pack for it in items))
+    cnn_text = ("" if not cnn else
+                f"; that mean is averaged (weight {CNN_SHARE:g}) with a small CNN on "
+                f"`role_mel_patch` (64 mel bands × {role_mod.MEL_PATCH_FRAMES} frames, ~1.5 s from "
+                f"the onset, dB re its maximum): 2×2 average pool, four 3×3 convolutions "
+                f"({'-'.join(map(str, CNN_CHANNELS))} channels, BatchNorm folded in, ReLU, 2×2 max "
+                f"pools between), mean and max over the map, a linear layer; trained with torch "
+                f"({CNN_EPOCHS} epochs, AdamW, one-cycle, label smoothing 0.05, ±2-band shifts), "
+                f"inferred in numpy. Callers that pass no patch (`predict_proba(X)`) get the "
+                f"feature heads alone")
+    feat_line = ("" if cv_feat_acc is None or not cnn else
+                 f"\n| leave-one-pack-out CV, feature heads only (same fold models without the "
+                 f"CNN) | {cv_feat_acc:.3f} |")
     cv_line = (f"| leave-one-pack-out CV, one-shots (honest) | {cv_acc:.3f} |" if cv_acc
                is not None else "| leave-one-pack-out CV, one-shots (honest) | not run "
                "(--no-calibrate) |")
@@ -609,7 +791,7 @@ file and folder words.
 
 ## Model
 Standardization (mean/scale) → average of the softmax outputs of a multinomial logistic
-regression (C = 0.1) and 3 one-hidden-layer ReLU MLPs (64 units, L2 alpha 1, seeds 0-2),
+regression (C = 0.1) and 3 one-hidden-layer ReLU MLPs (64 units, L2 alpha 1, seeds 0-2){cnn_text},
 then calibrated: p ∝ p_ensemble^(1/T) with T = {temperature:.3f}, fitted (class-balanced log
 loss) on the out-of-fold probabilities of the leave-one-pack-out CV below. Without it the
 ensemble is over-confident on packs it has not heard, and file/folder words could rarely
@@ -634,7 +816,7 @@ overrule it in `classify_role`.
 ## Metrics (one-shots, audio alone)
 | measure | accuracy |
 |---|---|
-{cv_line}
+{cv_line}{feat_line}
 | in-sample (trained on these files; NOT a generalization figure) | {in_sample:.3f} |
 
 The honest figure is the leave-one-pack-out one: the held-out pack (LMMS, Sonic Pi or one
@@ -659,7 +841,9 @@ cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/train_role.py
 ```
 (`--no-extra` trains with FluidR3_GM only.) The leave-one-pack-out CV always runs, since the
 temperature is fitted on it (a few minutes on 2 cores). Needs fluidsynth (with sf3 support, as
-Debian's), scikit-learn and safetensors. Deterministic up to BLAS rounding.
+Debian's), scikit-learn, torch (CPU; training only) and safetensors. Deterministic up to
+BLAS rounding. `--cnn` adds the convolutional head (not shipped; see
+`benchmarks/results/role.md`).
 """)
 
 

@@ -282,3 +282,79 @@ def test_features_are_computed_once_per_spectrogram_of_the_same_signal(monkeypat
     assert len(calls) == 4
     # the result is what a fresh spectrogram gives
     np.testing.assert_array_equal(first, role_features(y, sr=22050))
+
+
+# -- the convolutional head -------------------------------------------------------------------
+
+def test_mel_patch_shape_range_gain_independent_and_silence():
+    y = snare()
+    p = role_mod.role_mel_patch(y, sr=SR)
+    assert p.shape == (64, role_mod.MEL_PATCH_FRAMES) and p.dtype == np.float32
+    assert 0.0 <= p.min() and p.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(role_mod.role_mel_patch(0.1 * y, sr=SR), p, atol=1e-4)
+    # leading silence is skipped: the patch starts at the onset (delay: 20 hops of 512)
+    delayed = np.r_[np.zeros(20 * 512, np.float32), y]
+    # (give or take the frames whose 2048-sample window already reaches the onset)
+    q = role_mod.role_mel_patch(delayed, sr=SR)
+    assert min(np.abs(q[:, k + 4: k + 24] - p[:, 4:24]).max() for k in range(4)) < 0.05
+    assert not role_mod.role_mel_patch(np.zeros(SR, np.float32), sr=SR).any()
+
+
+def _cnn_tensors(rng, channels=(3, 4)) -> dict[str, np.ndarray]:
+    t, c_in = {}, 1
+    for i, c in enumerate(channels):
+        t[f"cnn.conv{i}.weight"] = rng.standard_normal((c, c_in, 3, 3)).astype(np.float32)
+        t[f"cnn.conv{i}.bias"] = rng.standard_normal(c).astype(np.float32) * 0.1
+        c_in = c
+    t["cnn.fc.weight"] = rng.standard_normal((len(ROLES), 2 * c_in)).astype(np.float32)
+    t["cnn.fc.bias"] = np.zeros(len(ROLES), np.float32)
+    t["cnn.share"] = np.array([0.5], np.float32)
+    return t
+
+
+def _reference_cnn(t, mel) -> np.ndarray:
+    """The CNN head by explicit loops (the definition the vectorized inference must match)."""
+    x = mel.reshape(1, *mel.shape)
+    x = x.reshape(1, x.shape[1] // 2, 2, x.shape[2] // 2, 2).mean(axis=(2, 4))
+    i = 0
+    while f"cnn.conv{i}.weight" in t:
+        w, b = t[f"cnn.conv{i}.weight"], t[f"cnn.conv{i}.bias"]
+        xp = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+        out = np.zeros((w.shape[0],) + x.shape[1:])
+        for o in range(w.shape[0]):
+            for r in range(x.shape[1]):
+                for c in range(x.shape[2]):
+                    out[o, r, c] = (xp[:, r:r + 3, c:c + 3] * w[o]).sum() + b[o]
+        x = np.maximum(out, 0.0)
+        i += 1
+        if f"cnn.conv{i}.weight" in t:
+            x = x.reshape(x.shape[0], x.shape[1] // 2, 2, x.shape[2] // 2, 2).max(axis=(2, 4))
+    h = np.r_[x.mean(axis=(1, 2)), x.max(axis=(1, 2))]
+    z = t["cnn.fc.weight"] @ h + t["cnn.fc.bias"]
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def test_cnn_head_matches_reference_and_blends_with_feature_heads():
+    rng = np.random.default_rng(440)
+    t = {**_tiny_model_tensors(None), **_cnn_tensors(rng)}
+    model = role_mod.RoleModel(t)
+    assert model.has_cnn
+    mel = rng.random((2, 16, 12)).astype(np.float32)
+    got = model.cnn_proba(mel)
+    for k in range(2):
+        np.testing.assert_allclose(got[k], _reference_cnn(t, mel[k]), rtol=1e-4, atol=1e-6)
+    X = rng.standard_normal((2, N_FEATURES)).astype(np.float32)
+    feat = role_mod.RoleModel(_tiny_model_tensors(None)).predict_proba(X)
+    np.testing.assert_allclose(model.predict_proba(X), feat, rtol=1e-5)  # no patch: features
+    np.testing.assert_allclose(model.predict_proba(X, mel=mel), 0.5 * feat + 0.5 * got,
+                               rtol=1e-5)
+
+
+def test_cnn_head_with_bad_share_or_shape_is_rejected():
+    rng = np.random.default_rng(440)
+    t = {**_tiny_model_tensors(None), **_cnn_tensors(rng)}
+    with pytest.raises(ValueError):
+        role_mod.RoleModel({**t, "cnn.share": np.array([1.5], np.float32)})
+    with pytest.raises(ValueError):
+        role_mod.RoleModel({**t, "cnn.fc.weight": np.zeros((len(ROLES), 3), np.float32)})

@@ -3,7 +3,9 @@
 The audio part is a small model trained on the dev set (``benchmarks/train_role.py``, card in
 ``models/role.md``): a fixed vector of cheap features (``role_features``) is standardized and
 fed to a multinomial logistic regression and three small ReLU MLPs whose softmax outputs are
-averaged. Their parameters live in ``models/role.safetensors`` (a JSON header plus raw float32
+averaged; that mean is averaged again with a small convolutional network on a log-mel patch of
+the sound's first ~1.5 s (``role_mel_patch``), which hears what the summary features average
+away. Their parameters live in ``models/role.safetensors`` (a JSON header plus raw float32
 arrays: loading executes no code) and inference is plain numpy. When the file is missing,
 corrupt, or made for another feature vector, a few documented rules stand in (see
 ``_rule_scores``) and a warning is logged once.
@@ -365,6 +367,61 @@ def _same_signal(spec: Spectrogram, y: np.ndarray, sr: int) -> bool:
             and s.__array_interface__["data"][0] == y.__array_interface__["data"][0])
 
 
+# mel patch for the convolutional head: 64 mel bands x 64 frames (~1.5 s at 22,050 Hz, hop
+# 512) from the onset, in dB re the patch's maximum, floored at -80 dB and scaled to [0, 1]
+MEL_PATCH_FRAMES = 64
+_PATCH_FLOOR_DB = 80.0
+
+
+def role_mel_patch(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None) -> np.ndarray:
+    """The log-mel patch the convolutional head of ``RoleModel`` reads.
+
+    The sound's first ~1.5 s from its onset (the first frame within 30 dB of the loudest), in dB
+    re the loudest bin, floored at -80 dB and scaled to [0, 1]; gain-independent. Shorter
+    sounds are padded with zeros (silence).
+
+    Args:
+        y: mono signal, shape (n,).
+        sr: sample rate in Hz.
+        spec: the shared ``Spectrogram`` of ``y`` (made here if None).
+
+    Returns:
+        float32 array of shape (64, MEL_PATCH_FRAMES); all zeros for silence.
+    """
+    if spec is None:
+        spec = Spectrogram(np.asarray(y, dtype=np.float32), sr)
+    lm = spec.log_mel
+    out = np.zeros((lm.shape[0], MEL_PATCH_FRAMES), dtype=np.float32)
+    if lm.size == 0 or not np.isfinite(lm).all():
+        return out
+    top = float(lm.max())
+    if top <= -99.0:  # the log-mel floor: silence
+        return out
+    onset = int(np.flatnonzero(lm.max(axis=0) > top - 30.0)[0])
+    lm = lm[:, onset: onset + MEL_PATCH_FRAMES]
+    out[:, : lm.shape[1]] = (np.maximum(lm - top, -_PATCH_FLOOR_DB) + _PATCH_FLOOR_DB) \
+        / _PATCH_FLOOR_DB
+    return out
+
+
+def _conv3x3_relu(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """3x3 'same' convolution + ReLU: x (n, C, H, W), w (O, C, 3, 3) -> (n, O, H, W)."""
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))  # n C H W 3 3
+    out = np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3]))                   # n H W O
+    return np.maximum(out.transpose(0, 3, 1, 2) + b[None, :, None, None], 0.0)
+
+
+def _max_pool2(x: np.ndarray) -> np.ndarray:
+    n, c, h, w = x.shape
+    return x[:, :, : h // 2 * 2, : w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+
+
+def _avg_pool2(x: np.ndarray) -> np.ndarray:
+    n, c, h, w = x.shape
+    return x[:, :, : h // 2 * 2, : w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5))
+
+
 # -- the audio model -----------------------------------------------------------------------
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -380,6 +437,12 @@ class RoleModel:
     (R,); for each MLP ``mlp{i}.w1`` (F, H), ``mlp{i}.b1`` (H,), ``mlp{i}.w2`` (H, R),
     ``mlp{i}.b2`` (R,). R = len(ROLES), F = N_FEATURES. Any head may be absent but not all.
     Optional ``temperature`` (1,): the calibration temperature (1 if absent).
+
+    Optional convolutional head on the ``role_mel_patch`` (BatchNorm folded into the
+    convolutions): ``cnn.conv{i}.weight`` (O, C, 3, 3) and ``cnn.conv{i}.bias`` (O,) for
+    i = 0, 1, ...; ``cnn.fc.weight`` (R, 2 O_last) and ``cnn.fc.bias`` (R,); ``cnn.share`` (1,),
+    its weight in the mean with the feature heads. Input pooled 2x2; a 2x2 max pool after every
+    convolution but the last; then the mean and max over the map, a linear layer and a softmax.
     """
 
     def __init__(self, tensors: dict[str, np.ndarray]):
@@ -405,6 +468,20 @@ class RoleModel:
             i += 1
         if not self.heads:
             raise ValueError("no classifier heads in the model file")
+        self.cnn: list[tuple[np.ndarray, np.ndarray]] = []
+        c_in = 1
+        while f"cnn.conv{len(self.cnn)}.weight" in tensors:
+            i = len(self.cnn)
+            c_out = np.asarray(tensors[f"cnn.conv{i}.weight"]).shape[0]
+            self.cnn.append((get(f"cnn.conv{i}.weight", (c_out, c_in, 3, 3)),
+                             get(f"cnn.conv{i}.bias", (c_out,))))
+            c_in = c_out
+        self.cnn_share = 0.0
+        if self.cnn:
+            self.cnn_fc = (get("cnn.fc.weight", (R, 2 * c_in)), get("cnn.fc.bias", (R,)))
+            self.cnn_share = float(get("cnn.share", (1,))[0])
+            if not 0.0 <= self.cnn_share <= 1.0:
+                raise ValueError(f"cnn share {self.cnn_share} outside [0, 1]")
         self.temperature = 1.0
         if "temperature" in tensors:
             t = float(get("temperature", (1,))[0])
@@ -412,11 +489,31 @@ class RoleModel:
                 raise ValueError(f"implausible calibration temperature {t}")
             self.temperature = t
 
-    def predict_proba(self, X: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
+    @property
+    def has_cnn(self) -> bool:
+        """Whether the model has a convolutional head (which reads ``role_mel_patch``)."""
+        return bool(self.cnn)
+
+    def cnn_proba(self, mel: np.ndarray) -> np.ndarray:
+        """The convolutional head's probabilities, shape (n, R), for patches (n, 64, T)."""
+        h = _avg_pool2(np.asarray(mel, dtype=np.float32).reshape(-1, 1, *np.shape(mel)[-2:]))
+        for i, (w, b) in enumerate(self.cnn):
+            h = _conv3x3_relu(h, w, b)
+            if i < len(self.cnn) - 1:
+                h = _max_pool2(h)
+        h = np.concatenate([h.mean(axis=(2, 3)), h.max(axis=(2, 3))], axis=1)
+        W, b = self.cnn_fc
+        return _softmax(h @ W.T + b)
+
+    def predict_proba(self, X: np.ndarray, *, mel: np.ndarray | None = None,
+                      calibrated: bool = True) -> np.ndarray:
         """Role probabilities, shape (n, R), for features of shape (n, F) or (F,).
 
         Args:
             X: features, shape (n, F) or (F,).
+            mel: the ``role_mel_patch`` of the same sounds, shape (n, 64, T) or (64, T); with
+                a convolutional head in the model its output joins the mean (weight
+                ``cnn_share``). None uses the feature heads only.
             calibrated: apply the stored temperature (False gives the raw ensemble mean).
         """
         X = np.atleast_2d(np.asarray(X, dtype=np.float32))
@@ -432,6 +529,8 @@ class RoleModel:
                 W1, b1, W2, b2 = p
                 probs.append(_softmax(np.maximum(Z @ W1 + b1, 0.0) @ W2 + b2))
         p = np.mean(probs, axis=0)
+        if mel is not None and self.cnn:
+            p = (1.0 - self.cnn_share) * p + self.cnn_share * self.cnn_proba(mel)
         if calibrated and self.temperature != 1.0:
             p = _softmax(np.log(np.maximum(p, 1e-12)) / self.temperature)
         return p
@@ -563,7 +662,13 @@ def classify_role(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None,
         p_audio = np.full(len(ROLES), 1.0 / len(ROLES))
     else:
         model = get_model()
-        p_audio = model.predict_proba(f)[0] if model is not None else _rule_scores(f)
+        if model is None:
+            p_audio = _rule_scores(f)
+        else:
+            if spec is None:
+                spec = Spectrogram(np.asarray(y, dtype=np.float32), sr)
+            mel = role_mel_patch(y, sr=sr, spec=spec)[None] if model.has_cnn else None
+            p_audio = model.predict_proba(f, mel=mel)[0]
     p = _combine(p_audio, kind=kind, name_role=name_role, name_confidence=name_confidence)
     best = int(np.argmax(p))
     return RoleEstimate(role=ROLES[best], confidence=float(p[best]),
