@@ -170,9 +170,9 @@ def _slice_track(track, song: Song, *, bar: int, step: int, channel: int):
 
 
 def _step_tick(song: Song, s: int, step: int) -> int:
-    """Ticks from a clip's start to its 16th step ``s``, odd steps late by the song's swing
-    (as the audio plays them)."""
-    return s * step + (int(round(song.swing * step)) if song.swing and s % 2 else 0)
+    """Ticks from a clip's start to its 16th step ``s`` (``step`` ticks a 16th), odd steps late
+    by the song's swing as the audio plays them (``Song.swung_step``)."""
+    return int(round(song.swung_step(s) * step))
 
 
 def _velocity(v: float) -> int:

@@ -220,13 +220,17 @@ class Song:
         the same bar line agree to the sample and no error accumulates)."""
         return int(round(bar * self.bar_s * self.sample_rate))
 
-    def step_to_sample(self, bar: float, step: float) -> int:
-        """Sample index of the 16th step ``step`` counted from the bar line ``bar``, with the
-        song's swing on odd steps (rounded once, like ``bar_to_sample``)."""
+    def swung_step(self, step: float) -> float:
+        """Where the 16th step ``step`` plays, in 16ths: odd steps late by the song's swing."""
         s = float(step)
         if self.swing and s == int(s) and int(s) % 2 == 1:
             s += float(self.swing)
-        return self.bar_to_sample(bar + s / STEPS_PER_BAR)
+        return s
+
+    def step_to_sample(self, bar: float, step: float) -> int:
+        """Sample index of the 16th step ``step`` counted from the bar line ``bar``, with the
+        song's swing on odd steps (rounded once, like ``bar_to_sample``)."""
+        return self.bar_to_sample(bar + self.swung_step(step) / STEPS_PER_BAR)
 
     def track(self, name: str) -> Track | None:
         return next((t for t in self.tracks if t.name == name), None)
