@@ -255,12 +255,12 @@ def filter_active(sos: np.ndarray, y: np.ndarray) -> np.ndarray:
     ring = _ring_samples(np.asarray(sos, dtype=np.float64).tobytes(), len(sos))
     if ring < 0 or n <= 2 * ring + _ACTIVE_BLOCK:
         return sosfilt(sos, y, axis=-1)
-    nb = -(-n // _ACTIVE_BLOCK)
-    padded = np.zeros((y.shape[0], nb * _ACTIVE_BLOCK), dtype=y.dtype)
-    padded[:, :n] = y
-    active = np.flatnonzero(np.any(padded.reshape(y.shape[0], nb, _ACTIVE_BLOCK) != 0,
-                                   axis=(0, 2)))
-    del padded
+    n_full = n // _ACTIVE_BLOCK
+    playing = np.any(y[:, :n_full * _ACTIVE_BLOCK].reshape(y.shape[0], n_full, _ACTIVE_BLOCK)
+                     != 0, axis=(0, 2))
+    if n_full * _ACTIVE_BLOCK < n:  # the partial last block
+        playing = np.append(playing, bool(np.any(y[:, n_full * _ACTIVE_BLOCK:])))
+    active = np.flatnonzero(playing)
     spans: list[list[int]] = []
     for b in active:
         a0, b0 = int(b) * _ACTIVE_BLOCK, min(n, (int(b) + 1) * _ACTIVE_BLOCK)
