@@ -3,9 +3,9 @@
 The audio part is a small model trained on the dev set (``benchmarks/train_role.py``, card in
 ``models/role.md``): a fixed vector of cheap features (``role_features``) is standardized and
 fed to a multinomial logistic regression and three small ReLU MLPs whose softmax outputs are
-averaged; that mean is averaged again with a small convolutional network on a log-mel patch of
-the sound's first ~1.5 s (``role_mel_patch``), which hears what the summary features average
-away. Their parameters live in ``models/role.safetensors`` (a JSON header plus raw float32
+averaged. A model file may also hold a small convolutional network on a log-mel patch of the
+sound's first ~1.5 s (``role_mel_patch``), whose output then joins that mean (optional: it did
+not beat the feature heads on held-out packs, so the shipped model has none). Their parameters live in ``models/role.safetensors`` (a JSON header plus raw float32
 arrays: loading executes no code) and inference is plain numpy. When the file is missing,
 corrupt, or made for another feature vector, a few documented rules stand in (see
 ``_rule_scores``) and a warning is logged once.
@@ -665,8 +665,6 @@ def classify_role(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None,
         if model is None:
             p_audio = _rule_scores(f)
         else:
-            if spec is None:
-                spec = Spectrogram(np.asarray(y, dtype=np.float32), sr)
             mel = role_mel_patch(y, sr=sr, spec=spec)[None] if model.has_cnn else None
             p_audio = model.predict_proba(f, mel=mel)[0]
     p = _combine(p_audio, kind=kind, name_role=name_role, name_confidence=name_confidence)
