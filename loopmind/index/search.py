@@ -25,6 +25,9 @@ _NUMBER = re.compile(r"(?<![\w.])(\d{2,3}(?:\.\d+)?)(?:\s*bpm)?(?![\w.])", re.I)
 _WORD = re.compile(r"[0-9A-Za-z#]+")
 
 
+_PLAIN_WORD = re.compile(r"[a-z0-9]+")
+
+
 class SearchError(LoopMindError):
     """A query that cannot mean anything (one line, shown as is)."""
 
@@ -420,6 +423,13 @@ class Searcher:
         joined to their files and filtered; when too few of those pass, every match is
         checked.
         """
+        # the role and kind are words of the tags column, so a filter on them also narrows
+        # the full-text match to a superset of what passes (the SQL filter stays exact):
+        # fewer matches to rank when a common word meets a selective filter
+        narrow = [f'tags : "{params[k]}"' for k in ("role", "kind")
+                  if k in params and _PLAIN_WORD.fullmatch(str(params[k]))]
+        if narrow:
+            match = f"({match}) AND " + " AND ".join(narrow)
         rank = ("SELECT rowid AS rid, bm25(segment_text, 4.0, 1.0, 2.0) AS rank "
                 "FROM segment_text WHERE segment_text MATCH :match ORDER BY rank")
         # the full-text match drives the join (CROSS JOIN fixes the order)
@@ -432,15 +442,23 @@ class Searcher:
                                         "cand": cand}).all()
         if len(rows) >= limit:
             return rows
-        # not enough among the best few hundred: rank every match in the FTS table alone and
-        # keep those that pass (checked for these ids only when there are a few thousand,
-        # against the cached candidate set when there are more)
-        ranked = conn.execute(text(rank), {"match": match}).all()
-        if len(where) == 1 and len(ranked) <= cand:
+        # not enough among the best few hundred: find every match (unranked, which costs a
+        # quarter of ranking them) and keep those that pass (checked for these ids only when
+        # there are a few, against the filters' whole set, cached until the library changes,
+        # when there are more or when that set is cached already). Only when some pass that the first
+        # query did not see are all matches ranked.
+        ids = [r[0] for r in conn.execute(
+            text("SELECT rowid FROM segment_text WHERE segment_text MATCH :match"),
+            {"match": match}).all()]
+        if len(where) == 1 and len(ids) <= cand:
             return rows
-        ids = [r[0] for r in ranked]
-        ok = (self._passing(conn, ids, where, params) if len(ids) <= 20000
+        ok = (self._passing(conn, ids, where, params)
+              if len(ids) <= 2000 and not self._allowed_cached(conn, where, params)
               else self._allowed(conn, where, params))
+        n_pass = sum(1 for i in ids if i in ok)
+        if n_pass <= len(rows):  # nothing passes, or all that pass were among the best
+            return rows
+        ranked = conn.execute(text(rank), {"match": match}).all()
         return [r for r in ranked if r[0] in ok][:limit]
 
     def _text_ids(self, conn, words, where, params, limit, *, all_words: bool):
@@ -536,12 +554,21 @@ class Searcher:
         return {r[0] for r in conn.execute(text(sql), {**params,
                                                        "idlist": json.dumps(list(ids))}).all()}
 
+    def _allowed_key(self, conn, where: list[str], params: dict) -> tuple:
+        stamp = conn.execute(text("SELECT coalesce(max(seq), 0) FROM vector_log")).scalar()
+        return stamp, (tuple(where), tuple(sorted((k, str(v)) for k, v in params.items())))
+
+    def _allowed_cached(self, conn, where: list[str], params: dict) -> bool:
+        """Whether ``_allowed`` would answer from its cache."""
+        stamp, key = self._allowed_key(conn, where, params)
+        hit = self._allowed_cache.get(key)
+        return hit is not None and hit[0] == stamp
+
     def _allowed(self, conn, where: list[str], params: dict) -> set[int]:
         """Every segment id that passes the filters, cached until the library changes (the
         vector log's head moves on every change a filter can see), so browsing with a filter
         set pays the scan once."""
-        stamp = conn.execute(text("SELECT coalesce(max(seq), 0) FROM vector_log")).scalar()
-        key = (tuple(where), tuple(sorted((k, str(v)) for k, v in params.items())))
+        stamp, key = self._allowed_key(conn, where, params)
         hit = self._allowed_cache.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]

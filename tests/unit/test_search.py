@@ -382,3 +382,31 @@ def test_cli_dupes_finds_exact_and_near_copies(tmp_path):
     assert "other_90bpm.wav" not in text
     r = _cli("dupes")
     assert r.exit_code == 0 and "beat_quiet.wav" in r.output
+
+
+def test_text_search_role_filter_is_exact_after_user_edits(small):
+    """A role filter narrows the full-text match by the role word of the tags column; the
+    role the user set must count, and a user tag that spells a role must not."""
+    import os as _os
+
+    from loopmind.index.search import Searcher
+    from loopmind.library.queries import list_segments, set_user_values
+
+    lib, cat, _, _ = small
+    s = Searcher(lib, cat)
+    rows = list_segments(lib)
+    target = rows[0]
+    word = _os.path.splitext(_os.path.basename(target["path"]))[0].split("_")[0].lower()
+    other_role = next(r for r in ("vocal", "guitar", "strings") if r != target["role"])
+    assert target["id"] not in [h.id for h in s.search(word, filters=Filters(
+        role=other_role), limit=200).hits]
+    set_user_values(lib, target["id"], role=other_role)
+    hits = s.search(word, filters=Filters(role=other_role), limit=200).hits
+    assert target["id"] in [h.id for h in hits]
+    assert all(h.role == other_role for h in hits)
+    # a user tag that spells a role is a word to find, not the role
+    tagged = next(r for r in rows if r["id"] != target["id"] and r["role"] != "fx")
+    set_user_values(lib, tagged["id"], tags=["fx"])
+    assert tagged["id"] not in [h.id for h in s.search("fx", filters=Filters(
+        role="fx"), limit=500).hits]
+    assert tagged["id"] in [h.id for h in s.search("fx", limit=500).hits]
