@@ -166,6 +166,10 @@ def run_baseline(paths: list[str], workers: int, *, blas_threads: int | None) ->
             os.environ[v] = str(blas_threads)
     try:
         ctx = mp.get_context("spawn")  # spawned workers see the environment set just now
+        # numba's on-disk cache is written by one process first: workers compiling at once
+        # wrote entries that later crashed every fresh process loading them (segfault)
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as first:
+            first.submit(_warm, 0).result()
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             list(pool.map(_warm, range(workers * 2)))  # compile numba once per worker
             t0 = time.perf_counter()
