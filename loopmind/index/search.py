@@ -23,9 +23,7 @@ STRETCH_MIN, STRETCH_MAX = 0.8, 1.25
 BPM_MIN, BPM_MAX = 20.0, 400.0
 _NUMBER = re.compile(r"(?<![\w.])(\d{2,3}(?:\.\d+)?)(?:\s*bpm)?(?![\w.])", re.I)
 _WORD = re.compile(r"[0-9A-Za-z#]+")
-
-
-_PLAIN_WORD = re.compile(r"[a-z0-9]+")
+_PLAIN_WORD = re.compile(r"[a-z0-9]+")  # a role or kind word, safe in an FTS5 phrase
 
 
 class SearchError(LoopMindError):
@@ -443,18 +441,19 @@ class Searcher:
         if len(rows) >= limit:
             return rows
         # not enough among the best few hundred: find every match (unranked, which costs a
-        # quarter of ranking them) and keep those that pass (checked for these ids only when
-        # there are a few, against the filters' whole set, cached until the library changes,
-        # when there are more or when that set is cached already). Only when some pass that the first
-        # query did not see are all matches ranked.
+        # quarter of ranking them) and keep those that pass: the filters' whole set when it
+        # is cached or the matches are many, else a check of these ids. Only when some pass
+        # that the first query did not see are all matches ranked.
         ids = [r[0] for r in conn.execute(
             text("SELECT rowid FROM segment_text WHERE segment_text MATCH :match"),
             {"match": match}).all()]
         if len(where) == 1 and len(ids) <= cand:
             return rows
-        ok = (self._passing(conn, ids, where, params)
-              if len(ids) <= 2000 and not self._allowed_cached(conn, where, params)
-              else self._allowed(conn, where, params))
+        stamp, key = self._allowed_key(conn, where, params)
+        ok = self._allowed_hit(stamp, key)
+        if ok is None:
+            ok = (self._passing(conn, ids, where, params) if len(ids) <= 2000
+                  else self._allowed(conn, where, params, stamp_key=(stamp, key)))
         n_pass = sum(1 for i in ids if i in ok)
         if n_pass <= len(rows):  # nothing passes, or all that pass were among the best
             return rows
@@ -558,20 +557,20 @@ class Searcher:
         stamp = conn.execute(text("SELECT coalesce(max(seq), 0) FROM vector_log")).scalar()
         return stamp, (tuple(where), tuple(sorted((k, str(v)) for k, v in params.items())))
 
-    def _allowed_cached(self, conn, where: list[str], params: dict) -> bool:
-        """Whether ``_allowed`` would answer from its cache."""
-        stamp, key = self._allowed_key(conn, where, params)
+    def _allowed_hit(self, stamp, key: tuple) -> set[int] | None:
+        """The cached set of ``_allowed`` for this key, if it is still current."""
         hit = self._allowed_cache.get(key)
-        return hit is not None and hit[0] == stamp
+        return hit[1] if hit is not None and hit[0] == stamp else None
 
-    def _allowed(self, conn, where: list[str], params: dict) -> set[int]:
+    def _allowed(self, conn, where: list[str], params: dict, *,
+                 stamp_key: tuple | None = None) -> set[int]:
         """Every segment id that passes the filters, cached until the library changes (the
         vector log's head moves on every change a filter can see), so browsing with a filter
         set pays the scan once."""
-        stamp, key = self._allowed_key(conn, where, params)
-        hit = self._allowed_cache.get(key)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
+        stamp, key = stamp_key or self._allowed_key(conn, where, params)
+        hit = self._allowed_hit(stamp, key)
+        if hit is not None:
+            return hit
         sql = (f"SELECT s.id FROM segment s CROSS JOIN audio_file f ON f.id = s.file_id "
                f"WHERE {' AND '.join(where)}")
         ids = {r[0] for r in conn.execute(text(sql), params).all()}
