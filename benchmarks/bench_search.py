@@ -119,6 +119,7 @@ def build_library(settings, n: int, rng: np.random.Generator):
             textindex.refresh(s, [f["id"] for f in files])
     with lib.write() as s:
         s.execute(text("DELETE FROM vector_log"))  # a fresh build: nothing to replay
+        textindex.optimize(s)  # as a scan that indexed this much does at its end
     return lib, time.perf_counter() - t0
 
 
@@ -196,6 +197,12 @@ def main() -> None:
         srch_f = timed(lambda q: searcher.search(q, limit=20,
                                                  filters=Filters(role="bass", bpm=(120, 150))),
                        qs)
+        srch_key = timed(lambda q: searcher.search(q, limit=20,
+                                                   filters=Filters(key="F minor")), qs)
+        srch_bpm = timed(lambda q: searcher.search(q, limit=20,
+                                                   filters=Filters(bpm=(120, 130))), qs)
+        srch_kind = timed(lambda q: searcher.search(q, limit=20,
+                                                    filters=Filters(kind="loop")), qs)
 
         def like(q):
             words = [w for w in q.split() if not w.isdigit()]
@@ -211,7 +218,9 @@ def main() -> None:
     rows = [
         ("similar (k=10)", sim), ("similar --role bass", sim_role),
         ("similar --compatible", sim_compat), ("peer: numpy brute force + fetch", brute_t),
-        ("search (FTS5, 20 hits)", srch), ("search + --role --bpm", srch_f),
+        ("search (FTS5, 20 hits)", srch), ("search + --role bass --bpm 120-150", srch_f),
+        ("search + --key 'F minor'", srch_key), ("search + --bpm 120-130", srch_bpm),
+        ("search + --kind loop", srch_kind),
         ("peer: SQL LIKE scan", like_t),
     ]
     lines = [
@@ -239,8 +248,9 @@ def main() -> None:
         f"- with filters (the issue asks for them on both commands): similar --role p99 "
         f"{pct(sim_role, 99):.2f} ms, --compatible p99 {pct(sim_compat, 99):.2f} ms "
         f"({'met' if max(pct(sim_role, 99), pct(sim_compat, 99)) <= 20 else 'NOT met'}); "
-        f"search --role --bpm p99 {pct(srch_f, 99):.2f} ms "
-        f"({'met' if pct(srch_f, 99) <= 20 else 'NOT met'}).",
+        f"search p99 with --role --bpm {pct(srch_f, 99):.2f} ms, --key {pct(srch_key, 99):.2f} "
+        f"ms, --bpm {pct(srch_bpm, 99):.2f} ms, --kind {pct(srch_kind, 99):.2f} ms "
+        f"({'met' if max(pct(x, 99) for x in (srch_f, srch_key, srch_bpm, srch_kind)) <= 20 else 'NOT met'}).",
         f"- Building the synthetic library took {build_s:.1f} s; building the vector index "
         f"from SQLite {index_s:.1f} s; loading the saved index in a new catalog {load_s:.2f} s.",
         f"- Memory: the index and its catalog add {rss_index:.0f} MB RSS; peak RSS of the "

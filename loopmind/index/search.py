@@ -21,9 +21,9 @@ from loopmind.library.db import Library
 
 STRETCH_MIN, STRETCH_MAX = 0.8, 1.25
 BPM_MIN, BPM_MAX = 20.0, 400.0
+FACET_SHARE = 0.2  # a filter narrows the full-text match when at most this share passes it
 _NUMBER = re.compile(r"(?<![\w.])(\d{2,3}(?:\.\d+)?)(?:\s*bpm)?(?![\w.])", re.I)
 _WORD = re.compile(r"[0-9A-Za-z#]+")
-_PLAIN_WORD = re.compile(r"[a-z0-9]+")  # a role or kind word, safe in an FTS5 phrase
 
 
 class SearchError(LoopMindError):
@@ -200,7 +200,34 @@ def _sql_filters(f: Filters, *, ref_bpm: float | None = None, ref_key: str | Non
     return where, params
 
 
-# -- results ------------------------------------------------------------------------------
+def facet_groups(f: Filters, *, ref_bpm: float | None = None, ref_key: str | None = None
+                 ) -> tuple[list[list[str]], bool]:
+    """The filters as groups of facet tokens (a row must carry one token of every group), and
+    whether the groups cover every filter. A superset of ``_sql_filters``: a row that passes
+    the filters carries a token of each group. A folder filter or an excluded role has no
+    group (SQL alone decides those)."""
+    from loopmind.library import textindex as ti
+
+    groups: list[list[str]] = []
+    if f.role:
+        groups.append([ti.role_token(f.role)])
+    if f.kind:
+        groups.append([ti.kind_token(f.kind)])
+    target_key = f.key or (ref_key if f.compatible else None)
+    if target_key:
+        keys = compatible_keys(target_key) if f.compatible else {target_key}
+        groups.append(sorted({ti.key_token(k) for k in keys}
+                             | ({ti.key_token(None)} if f.compatible else set())))
+    if f.bpm and not f.compatible:
+        groups.append(ti.bpm_tokens([f.bpm]))
+    elif f.compatible:
+        target = (sum(f.bpm) / 2) if f.bpm else ref_bpm
+        if target:
+            groups.append(ti.bpm_tokens(tempo_intervals(target), none=True))
+    return groups, not (f.folder or f.exclude_roles)
+
+
+# -- results ---# -- results ------------------------------------------------------------------------------
 
 @dataclass
 class Hit:
@@ -333,6 +360,8 @@ class Searcher:
         self.library = library
         self._catalog = catalog
         self._allowed_cache: dict[tuple, tuple[int, set[int]]] = {}
+        self._facet_counts: dict[str | None, int] = {}
+        self._facet_stamp = None
 
     @property
     def catalog(self):
@@ -377,12 +406,14 @@ class Searcher:
             out.reason = "nothing to search for: the query has no words, tempo or key"
             return out
         where, params = _sql_filters(filters)
+        groups, covered = facet_groups(filters)
         with self._connect() as conn:
+            facets = self._facet_clause(conn, groups, covered)
             out.ids, out.scores = self._text_ids(conn, terms.words, where, params, limit,
-                                                 all_words=True)
+                                                 all_words=True, facets=facets)
             if not out.ids and len(terms.words) > 1:
                 out.ids, out.scores = self._text_ids(conn, terms.words, where, params, limit,
-                                                     all_words=False)
+                                                     all_words=False, facets=facets)
                 if out.ids:
                     out.notes.append("no sound matches every word; showing partial matches")
             if not out.ids:
@@ -414,31 +445,33 @@ class Searcher:
                 res.reason = None
         return res
 
-    def _ranked(self, conn, where, params, match: str, limit: int) -> list:
+    def _ranked(self, conn, where, params, match: str, limit: int,
+                facets: tuple[str, bool] | None = None) -> list:
         """Best full-text matches that pass the filters.
 
         The matches are ranked in the FTS table alone and only the best few hundred are
         joined to their files and filtered; when too few of those pass, every match is
         checked.
         """
-        # the role and kind are words of the tags column, so a filter on them also narrows
-        # the full-text match to a superset of what passes (the SQL filter stays exact):
-        # fewer matches to rank when a common word meets a selective filter
-        narrow = [f'tags : "{params[k]}"' for k in ("role", "kind")
-                  if k in params and _PLAIN_WORD.fullmatch(str(params[k]))]
-        if narrow:
-            match = f"({match}) AND " + " AND ".join(narrow)
-        rank = ("SELECT rowid AS rid, bm25(segment_text, 4.0, 1.0, 2.0) AS rank "
+        # user words match the word columns; the filters' facet tokens narrow the match to a
+        # superset of what passes (the SQL filter stays exact), so a common word under a
+        # selective filter ranks only the few rows that can pass
+        from loopmind.library.textindex import WORD_COLUMNS
+
+        match = f"{WORD_COLUMNS} : ({match})"
+        if facets and facets[0]:
+            match = f"{match} AND {facets[0]}"
+        rank = ("SELECT rowid AS rid, bm25(segment_text, 4.0, 1.0, 2.0, 0.0) AS rank "
                 "FROM segment_text WHERE segment_text MATCH :match ORDER BY rank")
-        # the full-text match drives the join (CROSS JOIN fixes the order)
-        sql = (f"SELECT s.id, m.rank FROM ({rank} LIMIT :cand) m "
-               "CROSS JOIN segment s ON s.id = m.rid "
-               "CROSS JOIN audio_file f ON f.id = s.file_id "
-               f"WHERE {' AND '.join(where)} ORDER BY m.rank LIMIT :limit")
-        cand = limit * (5 if len(where) == 1 else 25)
-        rows = conn.execute(text(sql), {**params, "match": match, "limit": limit,
-                                        "cand": cand}).all()
-        if len(rows) >= limit:
+        # the best few hundred matches, then a check of those ids (they drive the join);
+        # fewer than asked means these are all the matches
+        # with the filters all in the match, nearly every candidate passes (tempo tokens are
+        # whole BPM; a file may be missing): a few spare are enough
+        cand = limit * (5 if len(where) == 1 or (facets and facets[1]) else 25)
+        best = conn.execute(text(rank + " LIMIT :cand"), {"match": match, "cand": cand}).all()
+        ok = self._passing(conn, [r[0] for r in best], where, params)
+        rows = [r for r in best if r[0] in ok][:limit]
+        if len(rows) >= limit or len(best) < cand:
             return rows
         # not enough among the best few hundred: find every match (unranked, which costs a
         # quarter of ranking them) and keep those that pass: the filters' whole set when it
@@ -447,8 +480,6 @@ class Searcher:
         ids = [r[0] for r in conn.execute(
             text("SELECT rowid FROM segment_text WHERE segment_text MATCH :match"),
             {"match": match}).all()]
-        if len(where) == 1 and len(ids) <= cand:
-            return rows
         stamp, key = self._allowed_key(conn, where, params)
         ok = self._allowed_hit(stamp, key)
         if ok is None:
@@ -460,7 +491,8 @@ class Searcher:
         ranked = conn.execute(text(rank), {"match": match}).all()
         return [r for r in ranked if r[0] in ok][:limit]
 
-    def _text_ids(self, conn, words, where, params, limit, *, all_words: bool):
+    def _text_ids(self, conn, words, where, params, limit, *, all_words: bool,
+                  facets: tuple[str, bool] | None = None):
         params = dict(params)
         if words:
             joiner = " AND " if all_words else " OR "
@@ -469,7 +501,7 @@ class Searcher:
             rows: list = []
             for pattern in ('"{}"', '"{}"*'):
                 match = joiner.join(pattern.format(w) for w in words)
-                rows = self._ranked(conn, where, params, match, limit)
+                rows = self._ranked(conn, where, params, match, limit, facets)
                 if len(rows) >= limit:
                     break
             # bm25 is lower-is-better and unbounded: report a 0..1 relevance
@@ -537,6 +569,33 @@ class Searcher:
                 allowed = self._allowed(conn, where, params) - exclude
                 kept = vi.search(query, limit, allowed=allowed) if allowed else []
             return _hits(conn, [i for i, _ in kept], dict(kept))
+
+    def _facet_clause(self, conn, groups: list[list[str]], covered: bool) -> tuple[str, bool]:
+        """The FTS5 expression for the selective facet groups, and whether it stands for
+        every filter. A group that most rows carry (a kind, a wide tempo range) would cost
+        more to merge than it saves, so only groups carried by at most ``FACET_SHARE`` of the
+        rows go in (counts cached until the library changes)."""
+        if not groups:
+            return "", False
+        stamp = conn.execute(text("SELECT coalesce(max(seq), 0) FROM vector_log")).scalar()
+        if self._facet_stamp != stamp:
+            self._facet_counts.clear()
+            self._facet_stamp = stamp
+
+        def count(token: str | None) -> int:  # rows carrying the token (None: all rows)
+            n = self._facet_counts.get(token)
+            if n is None:
+                n = conn.execute(text(
+                    "SELECT count(*) FROM segment_text WHERE segment_text MATCH :m"),
+                    {"m": f"facets : {token}"}).scalar() if token else conn.execute(text(
+                        "SELECT count(*) FROM segment_text")).scalar()
+                self._facet_counts[token] = n
+            return n
+
+        total = max(count(None), 1)
+        chosen = ["facets : (" + " OR ".join(g) + ")" for g in groups
+                  if g and sum(count(t) for t in g) <= FACET_SHARE * total]
+        return " AND ".join(chosen), covered and len(chosen) == len(groups)
 
     def _passing(self, conn, ids: list[int], where: list[str], params: dict) -> set[int]:
         """Which of ``ids`` pass the filters. The ids drive the join (a json_each list as the

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlmodel import select
 
 from loopmind.errors import LibraryError
-from loopmind.library import store
+from loopmind.library import store, textindex
 from loopmind.library.db import Library
 from loopmind.library.models import ANALYSIS_VERSION, AudioFile, WatchedFolder
 from loopmind.library.pipeline import (FileResult, Job, file_hash, is_under, resolve_folder,
@@ -164,6 +164,9 @@ class Indexer:
         report.stopped = not finished
         gone = [p for p in vanished if not os.path.exists(p)]
         report.missing += store.mark_missing(self.library, gone)
+        if report.indexed >= textindex.OPTIMIZE_AFTER:
+            with self.library.write() as session:
+                textindex.optimize(session)
         return report
 
     def _try_move(self, f: Found, candidates: list[str], vanished: dict) -> bool:

@@ -61,10 +61,9 @@ def upgrade() -> None:
     op.execute(FTS)
     for t in TRIGGERS:
         op.execute(t)
-    # a library made before search: fill the text index now (vectors come with re-analysis,
-    # which ANALYSIS_VERSION 2 triggers on the next scan)
-    from loopmind.library.textindex import rebuild_all
-    rebuild_all(op.get_bind())
+    # a library made before search gets its text rows from 0003, which makes the table anew
+    # with the columns today's loopmind.library.textindex writes (vectors come with
+    # re-analysis, which ANALYSIS_VERSION 2 triggers on the next scan)
 
 
 def downgrade() -> None:

@@ -410,3 +410,133 @@ def test_text_search_role_filter_is_exact_after_user_edits(small):
     assert tagged["id"] not in [h.id for h in s.search("fx", filters=Filters(
         role="fx"), limit=500).hits]
     assert tagged["id"] in [h.id for h in s.search("fx", limit=500).hits]
+
+
+# -- facets: filters inside the full-text match ----------------------------------------------
+
+
+def test_bpm_tokens_are_a_superset_of_the_range():
+    """Every tempo inside a filter's range carries one of the range's tokens (so the
+    full-text narrowing never drops a row the SQL filter would keep)."""
+    from loopmind.library.textindex import bpm_tokens, facet_text
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        lo = float(rng.uniform(40, 250))
+        hi = lo + float(rng.choice([0.0, 0.5, 3.0, 12.0, 90.0]))
+        toks = set(bpm_tokens([(lo, hi)]))
+        for bpm in np.linspace(lo, hi, 7):
+            carried = set(facet_text("bass", "loop", "F minor", float(bpm)).split())
+            assert carried & toks, (lo, hi, bpm, toks)
+    assert bpm_tokens([(120, 125)]) == [f"bpm{b}" for b in range(120, 126)]
+    assert bpm_tokens([(60, 200)])[0] == "bpmd6"  # wide: spelled in tens
+    assert "bpmnone" in bpm_tokens([(100, 110)], none=True)
+    assert facet_text(None, "oneshot", None, None).split() == [
+        "rolenone", "kindoneshot", "keynone", "bpmnone", "bpmdnone"]
+    assert "keyfsharpminor" in facet_text("pad", "loop", "F# minor", 90.0)
+
+
+def _ids_by(searcher_, query, filters, share, monkeypatch):
+    import loopmind.index.search as search_mod
+
+    monkeypatch.setattr(search_mod, "FACET_SHARE", share)
+    found = searcher_.search_ids(query, filters=filters, limit=15)
+    return found.ids
+
+
+def test_facet_narrowing_gives_the_same_results(searchable, monkeypatch):
+    """Text search with the filters inside the full-text match (every facet on) returns the
+    same sounds in the same order as with the filters in SQL alone (every facet off)."""
+    from collections import Counter
+
+    from loopmind.index.search import Searcher
+    from loopmind.library.queries import list_segments
+
+    lib, cat, _ = searchable
+    rows = list_segments(lib)
+    key = Counter(r["key"] for r in rows if r["key"]).most_common(1)[0][0]
+    bpm = next(r["bpm"] for r in rows if r["kind"] == "loop" and r["bpm"])
+    filters = [Filters(role="bass"), Filters(kind="oneshot"), Filters(key=key),
+               Filters(bpm=(bpm - 2.5, bpm + 2.5)), Filters(key=key, compatible=True),
+               Filters(bpm=(bpm, bpm), compatible=True), Filters(role="kick", bpm=(60, 200)),
+               Filters(kind="loop", key=key)]
+    s = Searcher(lib, cat)
+    narrowed = 0
+    for f in filters:
+        with lib.engine.connect() as conn:
+            from loopmind.index.search import facet_groups
+
+            import loopmind.index.search as search_mod
+            monkeypatch.setattr(search_mod, "FACET_SHARE", 1.0)
+            clause, _ = s._facet_clause(conn, *facet_groups(f))
+            assert clause.startswith("facets : ("), f
+        for q in ("kick", "bass", "dark", "pad chords", "loop", "drum"):
+            with_facets = _ids_by(s, q, f, 1.0, monkeypatch)
+            without = _ids_by(s, q, f, 0.0, monkeypatch)
+            assert with_facets == without, (q, f)
+            narrowed += bool(with_facets)
+    assert narrowed >= 10  # the comparison is not between empty lists
+
+
+def test_facets_follow_user_key_and_tempo(small, monkeypatch):
+    """A key or tempo set by hand is what the facets carry at once."""
+    import loopmind.index.search as search_mod
+    from loopmind.index.search import Searcher
+    from loopmind.library.queries import list_segments, set_user_values
+
+    monkeypatch.setattr(search_mod, "FACET_SHARE", 1.0)
+    lib, cat, _, _ = small
+    s = Searcher(lib, cat)
+    target = list_segments(lib)[0]
+    word = os.path.splitext(os.path.basename(target["path"]))[0].split("_")[0].lower()
+    f_key, f_bpm = Filters(key="F# major"), Filters(bpm=(173.0, 173.5))
+    assert target["id"] not in s.search_ids(word, filters=f_key, limit=100).ids
+    assert target["id"] not in s.search_ids(word, filters=f_bpm, limit=100).ids
+    set_user_values(lib, target["id"], key="F# major", bpm=173.2)
+    assert target["id"] in s.search_ids(word, filters=f_key, limit=100).ids
+    assert target["id"] in s.search_ids(word, filters=f_bpm, limit=100).ids
+    assert target["id"] in s.search_ids(word, filters=Filters(key="F# major", compatible=True),
+                                        limit=100).ids
+
+
+def test_migration_adds_facets_to_an_older_library(tmp_path):
+    """A library made at revision 0002 (three text columns) opens with the facets filled."""
+    import sqlite3
+
+    from alembic import command
+
+    from loopmind.library import db as db_mod
+    from loopmind.library.db import Library
+
+    settings = Settings.from_env({"LOOPMIND_HOME": str(tmp_path / "home")})
+    path = settings.db_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{path}")
+    cfg = db_mod._alembic_config(str(engine.url))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    con = sqlite3.connect(path)
+    con.execute("INSERT INTO watched_folder (id, path, added_at) VALUES (1, '/x', '2026-01-01')")
+    con.execute("INSERT INTO audio_file (id, folder_id, path, path_bytes, size, mtime_ns, "
+                "content_hash, status, analysis_version, indexed_at) VALUES (1, 1, "
+                "'/x/Bass/deep_bass_140.wav', X'2f782f426173732f646565705f626173735f3134302e776176',"
+                " 1, 0, 'h', 'ok', 1, '2026-01-01')")
+    con.execute("INSERT INTO segment (id, file_id, \"index\", start_s, end_s, kind, bpm, "
+                "bpm_confidence, key, key_confidence, role, role_confidence) VALUES "
+                "(7, 1, 0, 0.0, 2.0, 'loop', 140.0, 0.9, 'F minor', 0.9, 'bass', 0.9)")
+    con.commit()
+    assert [r[1] for r in con.execute("PRAGMA table_info(segment_text)")] == [
+        "name", "folder", "tags"]
+    con.close()
+    engine.dispose()
+    lib = Library(settings)
+    con = sqlite3.connect(path)
+    facets = con.execute("SELECT facets FROM segment_text WHERE rowid = 7").fetchone()[0]
+    assert facets.split() == ["rolebass", "kindloop", "keyfminor", "bpm140", "bpmd14"]
+    con.close()
+    from loopmind.index.search import Searcher
+
+    assert Searcher(lib).search_ids("deep", filters=Filters(key="F minor")).ids == [7]
