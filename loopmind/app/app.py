@@ -280,15 +280,18 @@ class LoopMindApp(LibraryJobs, Playback, App[None]):
 
     @work(thread=True, group="render", exit_on_error=False, description="rendering")
     def _render_song(self, job) -> None:
-        from loopmind.app.session import render_stems
+        from loopmind.app.session import playback_mix, render_stems
 
-        stems, notes = render_stems(job.song, job.names, cache=self.stretch_cache(),
-                                    workers=self.settings.workers)
-        self.post_message(m.SongRendered(job.version, stems, notes))
+        stems, notes = ({}, []) if job.names == set() else render_stems(
+            job.song, job.names, cache=self.stretch_cache(), workers=self.settings.workers)
+        # the transport plays the export's mix: every track, mixed and mastered together
+        played = playback_mix(job.song, {**job.raw, **stems}, workers=self.settings.workers)
+        self.post_message(m.SongRendered(job.version, stems, notes, played))
 
     def on_song_rendered(self, event: m.SongRendered) -> None:
-        kept = self.session.apply_render(event.version, event.stems)
-        if kept:
+        before = self.session.played
+        kept = self.session.apply_render(event.version, event.stems, event.played)
+        if kept or self.session.played is not before:
             self._load_transport()
         for note in event.notes:
             self.status.say(note, error=True)
@@ -366,6 +369,8 @@ class LoopMindApp(LibraryJobs, Playback, App[None]):
         self._apply_channels()
         self.show_song()
         self.status.say("auto-mixed: the faders show the mixer's levels")
+        self.session.request_remix()  # EQ, pan, sends and the master follow the new mix
+        self._song_edited()
 
     def on_set_tempo(self, event: m.SetTempo) -> None:
         if abs(event.bpm - self.session.song.bpm) < 1e-6:
@@ -422,7 +427,7 @@ class LoopMindApp(LibraryJobs, Playback, App[None]):
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False,
           description="generating a song")
     def _generate_song(self, request: GenerateRequest) -> None:
-        from loopmind.app.session import render_stems
+        from loopmind.app.session import playback_mix, render_stems
         from loopmind.generate.compose import generate_song, song_name
         from loopmind.generate.prompt import parse_prompt
 
@@ -438,7 +443,8 @@ class LoopMindApp(LibraryJobs, Playback, App[None]):
         stage("loading the player")
         stems, _ = render_stems(result.song, None, cache=self.stretch_cache(),
                                 workers=self.settings.workers)
-        self.post_message(m.SongGenerated(result, stems))
+        played = playback_mix(result.song, stems, workers=self.settings.workers)
+        self.post_message(m.SongGenerated(result, stems, played))
 
     def on_generate_stage_reached(self, event: m.GenerateStageReached) -> None:
         self.studio.query_one(Toolbar).brain.stage = event.stage
@@ -449,6 +455,7 @@ class LoopMindApp(LibraryJobs, Playback, App[None]):
         self.studio.query_one(Toolbar).brain.thinking = False
         self.status.idle()
         self.session.load(result.song, event.stems)
+        self.session.played = event.played
         self.session.auto_mix = True
         self.show_song()
         self._load_transport()

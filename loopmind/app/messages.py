@@ -288,11 +288,12 @@ class SongRendered(Message):
     """Tracks of the song were rendered (track name -> (2, n) float32) for ``version``."""
 
     def __init__(self, version: int, stems: dict[str, "np.ndarray"],
-                 notes: list[str] | None = None) -> None:
+                 notes: list[str] | None = None, played: Any = None) -> None:
         super().__init__()
         self.version = version
         self.stems = stems
         self.notes = notes or []
+        self.played = played  # the whole song mixed for the transport (a PlaybackMix)
 
 
 class GenerateStageReached(Message):
@@ -309,10 +310,12 @@ class GenerateStageReached(Message):
 class SongGenerated(Message):
     """A song was made (``result`` is a ``GenerateResult``) and rendered for playback."""
 
-    def __init__(self, result: Any, stems: dict[str, "np.ndarray"]) -> None:
+    def __init__(self, result: Any, stems: dict[str, "np.ndarray"], played: Any = None
+                 ) -> None:
         super().__init__()
         self.result = result
         self.stems = stems
+        self.played = played
 
 
 class SongExported(Message):

@@ -53,7 +53,8 @@ class Playback:
         from loopmind.errors import LoopMindError
 
         try:
-            t.load(self.session.song, self.session.stems)
+            stems, returns = self.session.playback()
+            t.load(self.session.song, stems, returns)
         except LoopMindError as exc:
             self.status.say(f"cannot play the song: {one_line(exc)}", error=True)
             return
@@ -65,8 +66,9 @@ class Playback:
         if self.audio is None:
             return
         t, s = self.audio.transport, self.session
+        playing = set(t.tracks)
         for track in s.song.tracks:
-            if track.name in s.stems:
+            if track.name in playing:
                 t.set_mute(track.name, track.mix.mute)
                 t.set_solo(track.name, track.name in s.solo)
                 t.set_volume(track.name, s.monitor_gain_db(track))

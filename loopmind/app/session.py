@@ -7,6 +7,13 @@ the song and the names to render, and ``apply_render`` keeps the result only if 
 of those tracks happened meanwhile. ``render_stems`` and ``export`` run in thread workers and
 call the same render, mix and export functions as ``loopmind generate``.
 
+What the transport plays is the export's mix (``playback_mix``): each track's post-fader stem
+(EQ, fader, ducking, pan) and the reverb return, all multiplied by the master chain's gain
+curve, so with every fader where the mix left it the live sum is the exported master. Moving
+a fader then changes the level relative to the mix; the master gain curve stays the one the
+mix computed (a frozen master, not a live compressor). Until a track has been mixed it plays
+raw at its fader.
+
 No Textual here.
 """
 
@@ -29,11 +36,28 @@ if TYPE_CHECKING:  # pragma: no cover - numpy is imported where audio is handled
 
 @dataclass
 class RenderJob:
-    """A copy of the song and the tracks to render (None: all)."""
+    """A copy of the song and the tracks to render (None: all; empty: none, only mix), with
+    the rendered audio of the other tracks for the mix."""
 
     version: int
     song: Song
     names: set[str] | None
+    raw: dict[str, "np.ndarray"] = field(default_factory=dict)
+
+
+@dataclass
+class PlaybackMix:
+    """The song mixed for the transport (see the module's docstring).
+
+    Attributes:
+        stems: track name -> post-fader stem times the master gain, float32 (2, n).
+        returns: return name ("reverb") -> its audio times the master gain.
+        gains_db: each track's fader when it was mixed (live faders play relative to it).
+    """
+
+    stems: dict[str, "np.ndarray"]
+    returns: dict[str, "np.ndarray"]
+    gains_db: dict[str, float]
 
 
 @dataclass
@@ -44,14 +68,17 @@ class SongSession:
     master_gain_db: float = 0.0
     auto_mix: bool = True
     version: int = 0
+    played: PlaybackMix | None = None
     _dirty: set[str] = field(default_factory=set)
     _all_dirty: bool = False
+    _remix: bool = False
     _edited_at: dict[str, int] = field(default_factory=dict)
 
     # -- edits ---------------------------------------------------------------------------------
 
     def _touch(self, names: set[str] | None) -> None:
         self.version += 1
+        self._remix = True  # every edit changes the mix
         if names is None:
             self._all_dirty = True
             for t in self.song.tracks:
@@ -66,6 +93,8 @@ class SongSession:
         self.song = song
         self.solo.clear()
         self.stems = dict(stems or {})
+        self.played = None
+        self._remix = False
         self.version += 1
         self._dirty.clear()
         self._edited_at = {t.name: self.version for t in song.tracks}
@@ -128,28 +157,53 @@ class SongSession:
         return g
 
     def monitor_gain_db(self, track: Track) -> float:
-        """What the transport plays a track at: its fader plus the master fader."""
-        return track.mix.gain_db + self.master_gain_db
+        """What the transport plays a track at: its fader plus the master fader, relative to
+        the fader it was mixed at when it plays mixed."""
+        base = self.played.gains_db.get(track.name, 0.0) if self._mixed(track.name) else 0.0
+        return track.mix.gain_db - base + self.master_gain_db
+
+    def _mixed(self, name: str) -> bool:
+        return self.played is not None and name in self.played.stems
+
+    def playback(self) -> tuple[dict[str, "np.ndarray"], dict[str, "np.ndarray"]]:
+        """(track stems, returns) for the transport: each track mixed when it has been,
+        else raw; the returns only when every track plays mixed."""
+        names = [t.name for t in self.song.tracks if t.name in self.stems or self._mixed(t.name)]
+        stems = {n: self.played.stems[n] if self._mixed(n) else self.stems[n] for n in names}
+        every = self.played is not None and all(self._mixed(n) for n in names)
+        return stems, (dict(self.played.returns) if every else {})
+
+    def request_remix(self) -> None:
+        """Mix again without rendering (mix settings changed, e.g. by the auto-mixer)."""
+        self.version += 1
+        self._remix = True
 
     # -- rendering -------------------------------------------------------------------------
 
     @property
     def needs_render(self) -> bool:
-        return self._all_dirty or bool(self._dirty)
+        return self._all_dirty or bool(self._dirty) or (self._remix and bool(self.song.tracks))
 
     def take_render(self) -> RenderJob | None:
-        """The stale tracks and a copy of the song to render them from (None: nothing stale)."""
+        """The stale tracks and a copy of the song to render them from, with the other
+        tracks' audio for the mix (None: nothing stale)."""
         if not self.needs_render:
             return None
         names = None if self._all_dirty else {n for n in self._dirty if self.song.track(n)}
         self._dirty.clear()
         self._all_dirty = False
-        if names is not None and not names:
+        self._remix = False
+        if not self.song.tracks:
             return None
-        return RenderJob(self.version, copy.deepcopy(self.song), names)
+        raw = {} if names is None else {n: y for n, y in self.stems.items() if n not in names}
+        return RenderJob(self.version, copy.deepcopy(self.song), names, raw)
 
-    def apply_render(self, version: int, stems: dict[str, "np.ndarray"]) -> list[str]:
-        """Keep rendered tracks that no edit after ``version`` touched; returns their names."""
+    def apply_render(self, version: int, stems: dict[str, "np.ndarray"],
+                     played: PlaybackMix | None = None) -> list[str]:
+        """Keep rendered tracks that no edit after ``version`` touched, and their mix when no
+        edit at all came after it; returns the names of the tracks kept."""
+        if played is not None and version == self.version:
+            self.played = played
         kept = []
         for name, y in stems.items():
             if self.song.track(name) is None or self._edited_at.get(name, 0) > version:
@@ -194,6 +248,26 @@ def render_stems(song: Song, names: set[str] | None, *, cache, workers: int = 1
     rendered = render_tracks(part, cache=cache, workers=workers)
     n = song.bar_to_sample(song.bars) + int(round(DEFAULT_TAIL_S * song.sample_rate))
     return {k: _fit(v, n) for k, v in rendered.tracks.items()}, rendered.notes
+
+
+def playback_mix(song: Song, raw: dict[str, "np.ndarray"], *, workers: int = 1
+                 ) -> PlaybackMix | None:
+    """Mix rendered tracks as the export does, for the transport (None: a track of the song
+    has no audio, or there are no tracks)."""
+    from loopmind.generate.mix import apply_mix
+
+    names = [t.name for t in song.tracks]
+    if not names or any(n not in raw for n in names):
+        return None
+    mixed = apply_mix(song, {n: raw[n] for n in names}, sr=song.sample_rate, workers=workers,
+                      master_gain=True)
+    g = mixed.master_gain
+    for y in mixed.stems.values():
+        y *= g
+    mixed.reverb *= g
+    returns = {"reverb": mixed.reverb} if mixed.reverb.any() else {}
+    return PlaybackMix(stems=mixed.stems, returns=returns,
+                       gains_db={t.name: t.mix.gain_db for t in song.tracks})
 
 
 def auto_mix_gains(song: Song, *, cache, workers: int = 1) -> dict[str, Any]:

@@ -785,8 +785,11 @@ def _loudness_from_blocks(kpow_blocks: np.ndarray, gain_blocks: np.ndarray,
     return lt.integrated_lufs()
 
 
-def _silent_master(n: int, note: str, report: dict[str, Any]) -> np.ndarray:
+def _silent_master(n: int, note: str, report: dict[str, Any],
+                   gain_out: list | None = None) -> np.ndarray:
     report["notes"].append(note)
+    if gain_out is not None:
+        gain_out.append(np.zeros(n, dtype=np.float32))
     report.update(master_lufs=SILENCE_LUFS, master_true_peak_dbtp=SILENCE_LUFS,
                   master_sample_peak_dbfs=SILENCE_LUFS, glue_trim_db=0.0,
                   glue_max_reduction_db=0.0, master_gain_db=0.0, limiter_max_reduction_db=0.0)
@@ -794,8 +797,11 @@ def _silent_master(n: int, note: str, report: dict[str, Any]) -> np.ndarray:
 
 
 def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
-            report: dict[str, Any]) -> np.ndarray:
+            report: dict[str, Any], gain_out: list | None = None) -> np.ndarray:
     """Trim, glue, normalize and true-peak limit the summed bus.
+
+    The whole chain is one smooth gain per sample, so ``master == bus * gain``; with
+    ``gain_out`` that gain (float32 (n,)) is appended to it (the player applies it live).
 
     Args:
         x: the bus, float32 (2, n_pad), zero-padded to whole loudness steps so that blocks
@@ -819,12 +825,15 @@ def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
     bus_db = lufs + 0.691 - 10.0 * math.log10(2.0) if lufs > SILENCE_LUFS else SILENCE_LUFS
     report["bus_rms_db"] = _round(bus_db)
     if lufs <= SILENCE_LUFS:
-        return _silent_master(n, "the mix is silent: nothing to master", report)
+        return _silent_master(n, "the mix is silent: nothing to master", report, gain_out)
     trim_db = GLUE_INPUT_RMS_DB - bus_db
     trim = 10.0 ** (trim_db / 20.0)
     glue = (_glue_gain(pow_blocks * trim ** 2, sr, hop, m) if m.glue_ratio > 1.0
             else np.ones(len(pow_blocks)))
-    x *= _to_samples(glue * trim, hop, n_pad)
+    glue_gain = _to_samples(glue * trim, hop, n_pad)
+    x *= glue_gain
+    if gain_out is None:
+        del glue_gain
     report["glue_trim_db"] = _round(trim_db)
     report["glue_max_reduction_db"] = _round(-20.0 * math.log10(max(glue.min(), 1e-12)))
 
@@ -833,7 +842,7 @@ def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
     kpow = _blocks(_power(_k_weighted(x, sr)), hop, "sum")
     if _loudness_from_blocks(kpow, np.ones(len(kpow)), bps, step) <= SILENCE_LUFS:
         return _silent_master(n, "the mix is only sub-sonic rumble or DC: nothing to master",
-                              report)
+                              report, gain_out)
     ceiling = m.ceiling_dbtp - LIMITER_MARGIN_DB
 
     def solve(peak_db: np.ndarray, gain_db: float) -> tuple[float, np.ndarray, bool]:
@@ -871,8 +880,8 @@ def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
 
     for _ in range(4):
         gain_db, reduction, capped = solve(sample_db + overshoot, gain_db)
-        np.multiply(x[:, :n], _to_samples(10.0 ** ((gain_db - reduction) / 20.0), hop, n),
-                    out=y)
+        level = _to_samples(10.0 ** ((gain_db - reduction) / 20.0), hop, n)
+        np.multiply(x[:, :n], level, out=y)
         inter = _inter_sample_peaks(y, hop, threshold)
         inter_db = blocks_db(inter)
         over = inter_db > ceiling + LIMITER_MARGIN_DB / 2
@@ -890,9 +899,11 @@ def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
     # by plain gain
     sample_peak = max(float(y.max(initial=0.0)), -float(y.min(initial=0.0)))
     peak_db = float(_to_db(max(sample_peak, float(inter.max(initial=0.0)))))
+    fix_gain = np.float32(1.0)
     if peak_db > m.ceiling_dbtp - 0.01:
         fix = m.ceiling_dbtp - 0.01 - peak_db
-        y *= np.float32(10.0 ** (fix / 20.0))
+        fix_gain = np.float32(10.0 ** (fix / 20.0))
+        y *= fix_gain
         gain_db += fix
         peak_db += fix
         sample_peak *= 10.0 ** (fix / 20.0)
@@ -904,6 +915,10 @@ def _master(x: np.ndarray, n: int, sr: int, m: MasterSettings,
                   limiter_max_reduction_db=_round(float(reduction.max(initial=0.0))))
     if abs(lufs - m.target_lufs) > 0.5 and not capped:
         notes.append(f"the master is at {lufs:.1f} LUFS, not {m.target_lufs:g}")
+    if gain_out is not None:
+        level *= glue_gain[:n]
+        level *= fix_gain
+        gain_out.append(level)
     return y
 
 
@@ -925,6 +940,9 @@ class MixResult:
             ``target_lufs``, ``ceiling_dbtp``, ``tracks`` (name -> gain_db, pan, mute,
             duck_under, duck_max_db, reverb_send) and ``notes`` (list of str).
         sr: sample rate in Hz.
+        master_gain: with ``apply_mix(..., master_gain=True)``, the master chain as one gain
+            per sample, float32 (n,): ``master == (unmuted stems + reverb) * master_gain``
+            (to float32 rounding); None otherwise.
     """
 
     master: np.ndarray
@@ -932,6 +950,7 @@ class MixResult:
     reverb: np.ndarray
     report: dict[str, Any] = field(default_factory=dict)
     sr: int = 44100
+    master_gain: np.ndarray | None = None
 
 
 def _mix_order(tracks: list[Track], notes: list[str]) -> list[Track]:
@@ -972,7 +991,7 @@ def _track_stem(y: np.ndarray | None, s: MixSettings, n: int, sr: int) -> np.nda
 
 
 def apply_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int,
-              workers: int = 1) -> MixResult:
+              workers: int = 1, master_gain: bool = False) -> MixResult:
     """Mix and master the rendered tracks with the song's per-track and master settings.
 
     Args:
@@ -983,6 +1002,7 @@ def apply_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int,
         sr: sample rate in Hz.
         workers: threads for the per-track filters and the reverb (scipy and pedalboard
             release the GIL); the result does not depend on it.
+        master_gain: also return the master chain's gain curve (``MixResult.master_gain``).
 
     Returns:
         MixResult. Bit-identical for identical inputs.
@@ -1075,12 +1095,14 @@ def apply_mix(song: Song, tracks: dict[str, np.ndarray], *, sr: int,
     del sends, bus
 
     # 4. the master bus
+    gain_out: list | None = [] if master_gain else None
     if n == 0:
         report["bus_rms_db"] = SILENCE_LUFS
-        master = _silent_master(0, "the song is empty: nothing to mix", report)
+        master = _silent_master(0, "the song is empty: nothing to mix", report, gain_out)
     else:
-        master = _master(bus_padded, n, sr, m, report)
-    return MixResult(master=master, stems=stems, reverb=reverb, report=report, sr=sr)
+        master = _master(bus_padded, n, sr, m, report, gain_out)
+    return MixResult(master=master, stems=stems, reverb=reverb, report=report, sr=sr,
+                     master_gain=gain_out[0] if gain_out else None)
 
 
 def _reverb(sends: np.ndarray, sr: int, workers: int = 1) -> np.ndarray:

@@ -4,9 +4,12 @@ mute, solo and volume applied live.
 Every stem plays as its own voice ``track:<name>``, and a silent voice ``transport`` (a
 zero-stride view, no memory) as long as the song is the clock the playhead and the
 audition's beat sync read. All of them start on the same sample in one ``Engine.play_many``
-call and loop together, so they cannot drift apart. The live mix is the plain sum of the
-stems at their fader gains: the master chain (glue compressor, limiter) of the exported mix
-is not applied, so the player can be louder than the export, and the engine hard-clips at +-1.
+call and loop together, so they cannot drift apart. The live mix is the sum of the stems at
+their fader gains, plus the returns (the reverb) as voices ``return:<name>`` at unity, silent
+while a track is soloed. The app hands it the export's mix with the master chain's gain
+already in every stem (``loopmind.app.session.playback_mix``), so with the faders where the
+mix left them the sum is the exported master; raw stems play as they are, and the engine
+hard-clips at +-1.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 
 TRANSPORT_VOICE = "transport"
 TRACK_PREFIX = "track:"
+RETURN_PREFIX = "return:"
 
 
 def track_voice(name: str) -> str:
@@ -69,6 +73,7 @@ class Transport:
         self.sr = int(sr)
         self.song: Song | None = None
         self._stems: dict[str, np.ndarray] = {}
+        self._returns: dict[str, np.ndarray] = {}
         self._clock = np.zeros((2, 0), dtype=np.float32)
         self._n = 0
         self._mute: dict[str, bool] = {}
@@ -82,7 +87,8 @@ class Transport:
 
     # -- loading ---------------------------------------------------------------------------
 
-    def load(self, song: Song, stems: Mapping[str, np.ndarray]) -> None:
+    def load(self, song: Song, stems: Mapping[str, np.ndarray],
+             returns: Mapping[str, np.ndarray] | None = None) -> None:
         """Load a song and its rendered stems (stops what was playing; the playhead goes to
         the start).
 
@@ -92,6 +98,8 @@ class Transport:
                 (``apply_mix(...).stems``, plus ``"reverb": mix.reverb`` if wanted) or the raw
                 ones (``render_tracks(...).tracks``). Shorter stems are padded with silence.
                 Stems named after no track play too.
+            returns: return name -> audio like a stem (the mix's reverb return), played at
+                unity and silent while a track is soloed; not tracks of the mixer.
 
         Raises:
             LoopMindError: the song's sample rate is not the player's.
@@ -99,25 +107,29 @@ class Transport:
         if song.sample_rate != self.sr:
             raise LoopMindError(f"the song is at {song.sample_rate} Hz but the player at "
                                 f"{self.sr} Hz")
-        arrays = {}
-        for name, y in stems.items():
-            y = np.asarray(y, dtype=np.float32)
-            if y.ndim == 1:
-                y = np.stack([y, y])
-            if y.ndim != 2 or y.shape[0] != 2:
-                raise LoopMindError(f"stem {name!r}: expected shape (2, n), not {y.shape}")
-            arrays[name] = y
-        n = max([y.shape[1] for y in arrays.values()] + [song.bar_to_sample(song.bars)])
-        for name, y in arrays.items():
-            if y.shape[1] < n:
-                arrays[name] = np.concatenate([y, np.zeros((2, n - y.shape[1]), np.float32)],
-                                              axis=1)
+        arrays, rets = {}, {}
+        for table, src in ((arrays, stems), (rets, returns or {})):
+            for name, y in src.items():
+                y = np.asarray(y, dtype=np.float32)
+                if y.ndim == 1:
+                    y = np.stack([y, y])
+                if y.ndim != 2 or y.shape[0] != 2:
+                    raise LoopMindError(f"stem {name!r}: expected shape (2, n), not {y.shape}")
+                table[name] = y
+        n = max([y.shape[1] for y in [*arrays.values(), *rets.values()]]
+                + [song.bar_to_sample(song.bars)])
+        for table in (arrays, rets):
+            for name, y in table.items():
+                if y.shape[1] < n:
+                    table[name] = np.concatenate(
+                        [y, np.zeros((2, n - y.shape[1]), np.float32)], axis=1)
         order = [t.name for t in song.tracks if t.name in arrays]
         order += [name for name in arrays if name not in order]
         with self._lock:
             self.stop()
             self.song = song
             self._stems = {name: arrays[name] for name in order}
+            self._returns = rets
             self._n = n
             self._clock = np.broadcast_to(np.zeros((2, 1), dtype=np.float32), (2, n))
             self._mute = {name: False for name in order}
@@ -146,7 +158,8 @@ class Transport:
                 start = a if self._loop else 0
             voices = {TRANSPORT_VOICE: self._clock}
             voices.update({track_voice(name): y for name, y in self._stems.items()})
-            gains = {track_voice(name): g for name, g in self.gains().items()}
+            voices.update({RETURN_PREFIX + name: y for name, y in self._returns.items()})
+            gains = self._voice_gains()
             gains[TRANSPORT_VOICE] = 0.0
             self.engine.play_many(voices, loop=self._loop, loop_range=(a, b), start=start,
                                   gain=gains)
@@ -307,7 +320,18 @@ class Transport:
                 raise KeyError(f"no track named {track!r}")
             table[track] = value
             if self._playing:
-                self.engine.set_gains({track_voice(n): g for n, g in self.gains().items()})
+                self.engine.set_gains(self._voice_gains())
+
+    def _voice_gains(self) -> dict[str, float]:
+        gains = {track_voice(n): g for n, g in self.gains().items()}
+        ret = 0.0 if any(self._solo.values()) else 1.0
+        gains.update({RETURN_PREFIX + name: ret for name in self._returns})
+        return gains
+
+    @property
+    def returns(self) -> list[str]:
+        """Names of the returns playing beside the tracks."""
+        return list(self._returns)
 
     def track_levels(self) -> dict[str, tuple[float, float]]:
         """Decaying peak (left, right) per track for the mixer's meters (0 when silent)."""
@@ -318,4 +342,5 @@ class Transport:
         return self.engine.master_level()
 
     def _voice_names(self) -> list[str]:
-        return [TRANSPORT_VOICE] + [track_voice(name) for name in self._stems]
+        return ([TRANSPORT_VOICE] + [track_voice(name) for name in self._stems]
+                + [RETURN_PREFIX + name for name in self._returns])

@@ -89,6 +89,23 @@ async def test_end_to_end_index_search_rack_generate_export(make_app, tmp_path):
         assert app.studio.current_pane == "playlist"
         pl_lines = [app.studio.query_one(PlaylistView).render_line(y).text for y in range(3)]
         assert song.sections[0].name in pl_lines[1]
+        # what the transport plays is the generated master (the export's mix and master
+        # chain), not the raw tracks
+        import numpy as np
+        import soundfile as sf
+
+        master, sr = sf.read(hook.of(m.SongGenerated)[-1].result.paths["master"],
+                             dtype="float32")
+        transport = app.audio.transport
+        assert app.session.played is not None and transport.returns == list(
+            app.session.played.returns)
+        transport.play(from_bar=0)
+        heard = app.audio.engine.render(2 * sr)
+        transport.stop()
+        ref = master[1024:len(heard)]
+        got = heard[1024:len(ref) + 1024]
+        assert np.sqrt(np.mean(ref ** 2)) > 0.01  # not silence against silence
+        assert np.abs(got - ref).max() < 2e-3, np.abs(got - ref).max()
         # 5. export (ctrl+e) into a folder of our choosing
         out = tmp_path / "export"
         await pilot.press("ctrl+e")

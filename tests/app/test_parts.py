@@ -136,6 +136,57 @@ def test_session_renders_what_an_edit_touched_and_drops_stale_results():
     assert s.monitor_gain_db(s.song.track("kick")) == 3.0
 
 
+def test_session_plays_the_export_mix_and_faders_move_relative_to_it():
+    """The transport gets the mixed, mastered stems (their sum with the returns is the
+    master); a fader then plays relative to where the mix had it; a stale mix is dropped; a
+    remix renders nothing and mixes everything."""
+    from loopmind.app.session import playback_mix
+    from loopmind.generate.mix import apply_mix
+
+    s = SongSession()
+    s.add_sound(_loop(role="pad"))
+    s.add_sound(_hit("kick"))
+    n = s.song.bar_to_sample(s.song.bars)
+    rng = np.random.default_rng(0)
+    t = np.arange(n) / s.song.sample_rate
+    raw = {"pad": np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32),
+           "kick": (rng.standard_normal((2, n)) * 0.2 * (t % 0.5 < 0.05)).astype(np.float32)}
+    s.song.track("pad").mix.reverb_send = 0.3
+    s.song.track("kick").mix.gain_db = -2.0
+    job = s.take_render()
+    assert job.names is None and job.raw == {}
+    played = playback_mix(job.song, raw)
+    assert playback_mix(job.song, {"pad": raw["pad"]}) is None  # a track without audio
+    master = apply_mix(job.song, raw, sr=s.song.sample_rate).master
+    heard = sum(played.stems.values()) + sum(played.returns.values())
+    np.testing.assert_allclose(heard, master, atol=2e-5)
+    assert list(played.returns) == ["reverb"]
+    assert s.apply_render(job.version, raw, played) == ["pad", "kick"]
+    stems, returns = s.playback()
+    assert stems["kick"] is played.stems["kick"] and list(returns) == ["reverb"]
+    kick = s.song.track("kick")
+    assert s.monitor_gain_db(kick) == 0.0  # as mixed
+    s.set_gain("kick", 1.0)
+    s.master_gain_db = -1.0
+    assert s.monitor_gain_db(kick) == 2.0  # +3 dB over the mix, -1 dB of master
+    # an edit after the job was taken: its mix is too old to keep
+    s.master_gain_db = 0.0
+    s.toggle_step("kick", 1)
+    job2 = s.take_render()
+    assert job2.names == {"kick"} and set(job2.raw) == {"pad"}
+    s.toggle_step("kick", 1)
+    assert s.apply_render(job2.version, {"kick": raw["kick"]},
+                          playback_mix(job2.song, {**job2.raw, "kick": raw["kick"]})) == []
+    assert s.played is played
+    # a remix: no track to render, every track mixed again
+    job3 = s.take_render()
+    s.request_remix()
+    job4 = s.take_render()
+    assert job4.names == set() and set(job4.raw) == {"pad", "kick"} and job3.version < job4.version
+    new = playback_mix(job4.song, job4.raw)
+    assert s.apply_render(job4.version, {}, new) == [] and s.played is new
+
+
 # -- the waveform --------------------------------------------------------------------------------
 
 def test_envelope_and_braille():

@@ -278,6 +278,24 @@ def test_stems_sum_to_the_bus_before_the_master():
         result.report["glue_trim_db"] + result.report["master_gain_db"], abs=0.02)
 
 
+def test_master_gain_curve_is_the_whole_master_chain(standard):
+    """With glue, limiting and the loudness gain all at work, the master is the bus times one
+    gain per sample (what the player applies to the live stems), and asking for the curve
+    does not change the master."""
+    song, stems, result, _ = standard
+    curved = apply_mix(song, stems, sr=SR, master_gain=True)
+    assert result.master_gain is None and curved.master_gain.shape == (result.master.shape[1],)
+    assert np.array_equal(curved.master, result.master)
+    assert result.report["glue_max_reduction_db"] > 0 or result.report[
+        "limiter_max_reduction_db"] > 0  # not a plain gain
+    bus = sum(curved.stems[t.name] for t in song.tracks if not t.mix.mute) + curved.reverb
+    np.testing.assert_allclose(bus * curved.master_gain, curved.master, atol=2e-5)
+    g = curved.master_gain
+    assert g.min() > 0 and g.max() / g.min() > 1.01  # it moves
+    silent = apply_mix(Song(bpm=BPM, key=None), {}, sr=SR, master_gain=True)
+    assert silent.master_gain.shape == (0,)
+
+
 def test_muting_removes_a_track():
     stems = _stems()
     song = _song()
