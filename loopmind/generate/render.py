@@ -775,6 +775,26 @@ def _assemble_pattern(clip: Clip, song: Song, hit: np.ndarray, *, choke: bool) -
     return out
 
 
+GLIDE_STEPS = 2  # a slide takes the last two 16ths of the note (at most half of it)
+
+
+def _glide(y: np.ndarray, length: int, semitones: float, n_bend: int) -> np.ndarray:
+    """The first ``length`` samples of ``y`` (2, m) with the pitch bent over the last
+    ``n_bend`` of them, from 0 to ``semitones`` (linear in semitones), as a sampler's
+    portamento does: the slice is read faster or slower, so a slide up reads past ``length``
+    (silence where the slice has ended)."""
+    n_bend = max(1, min(int(n_bend), length))
+    bend = np.zeros(length)
+    bend[length - n_bend:] = np.linspace(0.0, float(semitones), n_bend, endpoint=False)
+    rate = 2.0 ** (bend / 12.0)
+    pos = np.concatenate([[0.0], np.cumsum(rate[:-1])])
+    src = np.arange(y.shape[1])
+    out = np.empty((y.shape[0], length), dtype=np.float32)
+    for c in range(y.shape[0]):
+        out[c] = np.interp(pos, src, y[c], right=0.0)
+    return out
+
+
 def _assemble_sequence(clip: Clip, song: Song, slices: list[np.ndarray | None]) -> np.ndarray:
     """Place each event's slice on its 16th step, cut at ``length`` steps (a short fade where
     it is cut), gain ``velocity ** 1.5``; ``slices[i]`` is event i's audio (None: skipped)."""
@@ -802,7 +822,11 @@ def _assemble_sequence(clip: Clip, song: Song, slices: list[np.ndarray | None]) 
             continue
         length = min(y.shape[1], end - onset)
         fade_out = n_out if length == y.shape[1] else min(n_cut, length // 2)
-        piece = y[:, :length] * gain
+        if ev.glide and length > 1:
+            n_bend = min(length // 2, song.step_to_sample(0, GLIDE_STEPS))
+            piece = _glide(y, length, float(ev.glide), n_bend) * gain
+        else:
+            piece = y[:, :length] * gain
         _fade(piece, n_in, fade_out)
         out[:, onset:onset + length] += piece
     return out

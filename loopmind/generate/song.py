@@ -71,6 +71,9 @@ class SliceEvent:
         slice_id: a stable token naming the slice (``<file stem>#<index>``), written into the
             MIDI export so a producer can map notes back to slices.
         reverse: play the slice backwards.
+        glide: semitones the note slides by at its end, into the next note (drill's sliding
+            808s); 0: none. The bend takes the note's last ``GLIDE_STEPS`` steps (at most
+            half the note) and leaves the slice's own cached audio as it is.
     """
 
     step: int
@@ -83,6 +86,7 @@ class SliceEvent:
     pitch: int | None = None
     slice_id: str | None = None
     reverse: bool = False
+    glide: float = 0.0
 
 
 @dataclass

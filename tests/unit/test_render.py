@@ -516,3 +516,51 @@ def test_missing_slice_source_skips_only_those_events(tmp_path: Path,
     r = render_tracks(song, cache=cache)
     assert np.abs(r.tracks["fills"]).max() > 0.5
     assert any("1 of 2 slices" in n for n in r.notes)
+
+
+def test_glide_slides_the_note_into_the_next_pitch(tmp_path: Path, cache: StretchCache) -> None:
+    """An 808 slide: the note keeps its pitch, then bends over its last two 16ths to the
+    glide's interval; without a glide the same event renders as before."""
+    from loopmind.generate.song import SliceEvent
+
+    bpm = 120.0  # a 16th is 0.125 s: the note is 1 s, the bend its last 0.25 s
+    path = write_audio(tmp_path / "sub.wav", tone(110.0, 2.0), subtype="FLOAT")
+    kw = dict(step=0, length=8, source_path=str(path), source_start_s=0.0, source_end_s=2.0)
+    flat = render_clip(_seq_clip(path, [SliceEvent(**kw)], start_bar=0, bars=1),
+                       _song(bpm, []), cache, role="bass")[0]
+    slid = render_clip(_seq_clip(path, [SliceEvent(**kw, glide=7.0)], start_bar=0, bars=1),
+                       _song(bpm, []), cache, role="bass")[0]
+    bend_at = int(0.75 * SR)
+    np.testing.assert_array_equal(slid[:bend_at], flat[:bend_at])
+    assert abs(_peak_hz(slid, SR // 4, SR // 4) - 110.0) < 2.0
+    # over the bend's last quarter the pitch is near a fifth up (5.25 to 7 semitones)
+    hz = _peak_hz(slid, int(0.95 * SR), int(0.045 * SR))
+    assert 110.0 * 2 ** (5.0 / 12) < hz < 110.0 * 2 ** (7.3 / 12), hz
+    assert abs(_peak_hz(flat, int(0.95 * SR), int(0.045 * SR)) - 110.0) < 12.0
+    assert np.abs(slid[int(1.0 * SR) + 10:]).max() == 0.0  # the note still ends on time
+
+
+def test_add_glides_slides_only_legato_steps_within_an_octave() -> None:
+    from loopmind.generate.interpret.parts import add_glides
+    from loopmind.generate.song import SliceEvent
+
+    def ev(step, length, pitch):
+        return SliceEvent(step=step, length=length, source_path="/x.wav", source_start_s=0.0,
+                          source_end_s=1.0, pitch=pitch)
+
+    class Always:
+        def random(self):
+            return 0.0
+
+    events = [ev(0, 4, 36), ev(4, 4, 41), ev(10, 2, 43), ev(12, 4, 60), ev(16, 4, 48),
+              ev(20, 4, 48)]
+    assert add_glides(events, Always()) == 2
+    # 36 -> 41 legato: slides; 41 -> 43 has a gap; 43 -> 60 is over an octave;
+    # 60 -> 48 legato within an octave: slides; 48 -> 48 is no change
+    assert [e.glide for e in events] == [5.0, 0.0, 0.0, -12.0, 0.0, 0.0]
+    rng_a, rng_b = np.random.default_rng(1), np.random.default_rng(1)
+    many_a = [ev(i * 4, 4, 36 + (i % 5)) for i in range(40)]
+    many_b = [ev(i * 4, 4, 36 + (i % 5)) for i in range(40)]
+    n = add_glides(many_a, rng_a)
+    assert n == add_glides(many_b, rng_b) and 5 < n < 35  # some, not all; repeatable
+    assert [e.glide for e in many_a] == [e.glide for e in many_b]

@@ -522,6 +522,26 @@ def _melodic_section(sampler, st: RoleStats, role: str, section, song: Song, key
     return _with_lengths(onsets, section.bars * STEPS_PER_BAR, song, hold=True)
 
 
+GLIDE_SHARE = 0.4  # of the legato note changes within an octave, how many slide
+GLIDE_MAX_SEMITONES = 12
+
+
+def add_glides(events: list[SliceEvent], rng: np.random.Generator) -> int:
+    """Let some notes slide into the next (an 808 line's portamento): a note that lasts until
+    the next one starts, which is at most an octave away. Sets ``glide``; returns how many."""
+    n = 0
+    order = sorted(range(len(events)), key=lambda i: events[i].step)
+    for a, b in zip(order, order[1:]):
+        ev, nxt = events[a], events[b]
+        if ev.pitch is None or nxt.pitch is None or ev.step + ev.length < nxt.step:
+            continue
+        d = int(nxt.pitch) - int(ev.pitch)
+        if 0 < abs(d) <= GLIDE_MAX_SEMITONES and rng.random() < GLIDE_SHARE:
+            ev.glide = float(d)
+            n += 1
+    return n
+
+
 # -- the whole song ----------------------------------------------------------------------------
 
 def _usable(st: RoleStats | None, *, chords_mode: bool | None = None) -> int:
@@ -719,6 +739,11 @@ def interpret_parts(song: Song, pool, *, seed: int, settings=None, budget_s: flo
             continue
         if track.clips:
             tracks.append(track)
+    if genre.bass_glide:
+        slid = sum(add_glides(c.events or [], np.random.default_rng([int(seed), 0x808]))
+                   for t in tracks if t.role == "bass" for c in t.clips)
+        if slid:
+            notes.append(f"the {genre.name} bass slides into {slid} of its notes")
     kind = "trained sequence model" if getattr(seq_model, "kind", "") == "gru" else \
         "Markov chain"
     if tracks:
