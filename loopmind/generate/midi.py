@@ -19,7 +19,10 @@ instrument such as Simpler's or Slicex's slice mode). Parts whose notes are all 
 drums play on channel 10. Every note
 carries a lyric naming its slice (``slice_id``), and the track starts with one text event per
 slice (``note 38 = kick_01.wav#12 1.234-1.456 s``) so a producer can map notes to slices; the
-slice files themselves are in the export's ``slices/`` folder.
+slice files themselves are in the export's ``slices/`` folder. A note that slides into the
+next (``SliceEvent.glide``, drill's 808s) gets a pitch-wheel ramp over the same last two 16ths
+the audio bends in, back to centre when it ends; such a track first sets its channel's
+pitch-bend range to ``BEND_RANGE`` semitones (RPN 0).
 """
 
 from __future__ import annotations
@@ -140,6 +143,8 @@ def _slice_track(track, song: Song, *, bar: int, step: int, channel: int):
     events: list[tuple[int, int, object]] = [
         (0, 0, mido.MetaMessage("track_name", name=_text(f"{track.name} slices"), time=0))]
     legend: dict[str, str] = {}
+    if any(ev.glide for c in track.clips if c.is_sequence for ev in c.events or []):
+        events += [(0, 0, msg) for msg in _bend_range(channel)]
     for clip in track.clips:
         if not clip.is_sequence:
             continue
@@ -162,11 +167,46 @@ def _slice_track(track, song: Song, *, bar: int, step: int, channel: int):
                                 + (" reversed" if ev.reverse else ""))
             on = start + _step_tick(song, int(ev.step), step)
             events.append((on, 1, mido.MetaMessage("lyrics", text=_text(name), time=0)))
-            _add_note(events, on, start + _step_tick(song, int(ev.step) + int(ev.length), step),
-                      channel, note, _velocity(ev.velocity))
+            off = start + _step_tick(song, int(ev.step) + int(ev.length), step)
+            _add_note(events, on, off, channel, note, _velocity(ev.velocity))
+            if ev.glide:
+                from loopmind.generate.render import GLIDE_STEPS
+
+                bend = min((off - on) // 2, GLIDE_STEPS * step)
+                events += _glide_bends(on, off, bend, float(ev.glide), channel)
     for i, text in enumerate(legend.values()):
         events.insert(1 + i, (0, 0, mido.MetaMessage("text", text=_text(text), time=0)))
     return events
+
+
+BEND_RANGE = 12  # semitones of a full pitch-wheel throw on a track with glides
+BEND_POINTS = 8  # pitch-wheel messages per slide
+
+
+def _bend_range(channel: int) -> list:
+    """RPN 0 (pitch-bend sensitivity) to ``BEND_RANGE`` semitones, then RPN null."""
+    import mido
+
+    return [mido.Message("control_change", channel=channel, control=c, value=v, time=0)
+            for c, v in ((101, 0), (100, 0), (6, BEND_RANGE), (38, 0), (101, 127),
+                         (100, 127))]
+
+
+def _glide_bends(on: int, off: int, bend_ticks: int, semitones: float, channel: int) -> list:
+    """(tick, priority, message) pitch-wheel steps from centre to ``semitones`` over the last
+    ``bend_ticks`` before ``off``, and back to centre at ``off`` (after the note-off)."""
+    import mido
+
+    start = max(on, off - bend_ticks)
+    full = max(-1.0, min(1.0, semitones / BEND_RANGE))
+    out = []
+    for i in range(BEND_POINTS):
+        frac = (i + 1) / BEND_POINTS
+        tick = start + int(round((off - start) * i / BEND_POINTS))
+        out.append((tick, 1, mido.Message("pitchwheel", channel=channel,
+                                          pitch=int(round(full * frac * 8191)), time=0)))
+    out.append((off, 0, mido.Message("pitchwheel", channel=channel, pitch=0, time=0)))
+    return out
 
 
 def _step_tick(song: Song, s: int, step: int) -> int:

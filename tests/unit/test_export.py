@@ -313,3 +313,36 @@ def test_unusual_names_export_and_round_trip(tmp_path: Path) -> None:
     names = [m.name for m in mido.MidiFile(str(out / "song.mid")).tracks[1]
              if m.type == "track_name"]
     assert names == ["Bass ?"]
+
+
+def test_midi_writes_a_glide_as_a_pitch_wheel_slide(tmp_path: Path) -> None:
+    """A sliding 808 note: the part's channel gets a 12-semitone bend range, and the note's
+    last two 16ths ramp the wheel to the interval (+5 of 12 semitones), back to centre at its
+    end; a part without glides has no pitch wheel at all."""
+    from loopmind.generate.song import SliceEvent
+
+    def ev(step, pitch, glide=0.0):
+        return SliceEvent(step=step, length=4, source_path="/x/808.wav", source_start_s=0.0,
+                          source_end_s=1.0, pitch=pitch, slice_id="808#0", glide=glide)
+
+    def song(events):
+        clip = Clip(start_bar=0, bars=1, source_path="/x/808.wav", source_start_s=0.0,
+                    source_end_s=1.0, events=events)
+        return Song(bpm=120.0, key="F minor", sections=[Section("verse", 0, 1)],
+                    tracks=[Track(name="bass", role="bass", clips=[clip])])
+
+    mid = mido.MidiFile(write_midi(song([ev(0, 41, glide=5.0), ev(4, 46)]), tmp_path / "a.mid"))
+    part = next(t for t in mid.tracks if t.name == "bass slices")
+    msgs, now = [], 0
+    for msg in part:
+        now += msg.time
+        msgs.append((now, msg))
+    cc = [(m.control, m.value) for _, m in msgs if m.type == "control_change"]
+    assert cc[:4] == [(101, 0), (100, 0), (6, 12), (38, 0)]
+    wheel = [(t, m.pitch) for t, m in msgs if m.type == "pitchwheel"]
+    step = mid.ticks_per_beat // 4
+    assert wheel[0][0] == 2 * step and max(p for _, p in wheel) == round(5 / 12 * 8191)
+    assert wheel[-1] == (4 * step, 0)  # centred again when the note ends
+    assert [p for _, p in wheel[:-1]] == sorted(p for _, p in wheel[:-1])  # a rising ramp
+    plain = mido.MidiFile(write_midi(song([ev(0, 41), ev(4, 46)]), tmp_path / "b.mid"))
+    assert not any(m.type in ("pitchwheel", "control_change") for t in plain.tracks for m in t)
