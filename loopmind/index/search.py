@@ -22,6 +22,8 @@ from loopmind.library.db import Library
 STRETCH_MIN, STRETCH_MAX = 0.8, 1.25
 BPM_MIN, BPM_MAX = 20.0, 400.0
 FACET_SHARE = 0.2  # a filter narrows the full-text match when at most this share passes it
+# database URL -> (library stamp, facet token -> rows carrying it)
+_FACET_COUNTS: dict[str, tuple[int, dict[str | None, int]]] = {}
 _NUMBER = re.compile(r"(?<![\w.])(\d{2,3}(?:\.\d+)?)(?:\s*bpm)?(?![\w.])", re.I)
 _WORD = re.compile(r"[0-9A-Za-z#]+")
 
@@ -360,8 +362,6 @@ class Searcher:
         self.library = library
         self._catalog = catalog
         self._allowed_cache: dict[tuple, tuple[int, set[int]]] = {}
-        self._facet_counts: dict[str | None, int] = {}
-        self._facet_stamp = None
 
     @property
     def catalog(self):
@@ -578,18 +578,21 @@ class Searcher:
         if not groups:
             return "", False
         stamp = conn.execute(text("SELECT coalesce(max(seq), 0) FROM vector_log")).scalar()
-        if self._facet_stamp != stamp:
-            self._facet_counts.clear()
-            self._facet_stamp = stamp
+        # per library, not per searcher: the app's browser makes a searcher per query
+        cached = _FACET_COUNTS.get(str(self.library.engine.url))
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, {})
+            _FACET_COUNTS[str(self.library.engine.url)] = cached
+        counts = cached[1]
 
         def count(token: str | None) -> int:  # rows carrying the token (None: all rows)
-            n = self._facet_counts.get(token)
+            n = counts.get(token)
             if n is None:
                 n = conn.execute(text(
                     "SELECT count(*) FROM segment_text WHERE segment_text MATCH :m"),
                     {"m": f"facets : {token}"}).scalar() if token else conn.execute(text(
-                        "SELECT count(*) FROM segment_text")).scalar()
-                self._facet_counts[token] = n
+                        "SELECT count(*) FROM segment")).scalar()
+                counts[token] = n
             return n
 
         total = max(count(None), 1)
