@@ -62,6 +62,7 @@ def _true_peak_filter(oversample: int = 4, taps_per_phase: int = 32) -> np.ndarr
 
 _TP_FILTER = _true_peak_filter()
 _TP_HALF = _TP_FILTER.shape[1] // 2
+_TP_PHASES = _TP_FILTER[1:].astype(np.float32)  # the three phases between samples
 
 
 def _block_true_peak(x: np.ndarray, step: int) -> np.ndarray:
@@ -104,11 +105,13 @@ def _block_true_peak(x: np.ndarray, step: int) -> np.ndarray:
         return sample_peak
     cand = np.concatenate([idx - 1, idx])
     cand = cand[(cand >= 0) & (cand < len(core))]
-    offs = np.arange(-_TP_HALF + 1, _TP_HALF + 1)
-    win = x[(cand + _TP_HALF)[:, None] + offs[None, :]]  # (K, taps)
-    vals = np.abs(win @ _TP_FILTER[1:].T).max(axis=1)  # fractional positions
+    # x[c + 1 : c + 1 + taps] is the filter's reach around core sample c: gather those rows
+    # from a strided view (one contiguous copy per candidate) and apply the three fractional
+    # phases as one float32 product
+    windows = np.lib.stride_tricks.sliding_window_view(x, _TP_FILTER.shape[1])[cand + 1]
+    vals = np.abs(_TP_PHASES @ windows.T).max(axis=0)  # fractional positions
     tp = sample_peak.copy()
-    np.maximum.at(tp, cand // step, vals.astype(np.float32))
+    np.maximum.at(tp, cand // step, vals)
     return tp
 
 
@@ -176,7 +179,7 @@ class LoudnessMeter:
         # rates, and the result agrees with float64 to far below 0.01 LU
         self._sos = k_weighting_sos(sr).astype(np.float32)
         self._zi = np.zeros((self._sos.shape[0], channels, 2), dtype=np.float32)
-        self._pending = np.zeros((0,), dtype=np.float64)  # summed squares not yet a full step
+        self._pending = np.zeros((0,), dtype=np.float32)  # summed squares not yet a full step
         self._ms: list[np.ndarray] = []
         self._tp: list[np.ndarray] = []
         self._tail = np.zeros((channels, 2 * _TP_HALF), dtype=np.float32)
@@ -188,12 +191,16 @@ class LoudnessMeter:
             return
         x = np.asarray(block, dtype=np.float32).T  # (channels, frames)
         filtered, self._zi = sosfilt(self._sos, x, axis=-1, zi=self._zi)
-        sq = np.einsum("ij,ij->j", filtered, filtered, dtype=np.float64) if \
-            filtered.shape[0] > 1 else (filtered[0].astype(np.float64) ** 2)
-        sq = np.concatenate([self._pending, sq])
+        # squares in float32 (a sample's square needs no more), summed per step in float64
+        sq = np.square(filtered[0])
+        for ch in range(1, filtered.shape[0]):
+            sq += np.square(filtered[ch])
+        if len(self._pending):
+            sq = np.concatenate([self._pending, sq])
         n_full = len(sq) // self.step
         if n_full:
-            self._ms.append(sq[: n_full * self.step].reshape(n_full, self.step).mean(axis=1))
+            self._ms.append(sq[: n_full * self.step].reshape(n_full, self.step).sum(
+                axis=1, dtype=np.float64) / self.step)
         self._pending = sq[n_full * self.step:]
         # true peak: process whole steps, keeping context samples across blocks
         buf = np.concatenate([self._tp_pending, x], axis=1)
@@ -218,8 +225,8 @@ class LoudnessMeter:
     def result(self) -> LoudnessTrack:
         """Flush and return the per-step measurements."""
         if len(self._pending):
-            self._ms.append(np.array([self._pending.sum() / self.step]))
-            self._pending = np.zeros((0,))
+            self._ms.append(np.array([self._pending.sum(dtype=np.float64) / self.step]))
+            self._pending = np.zeros((0,), dtype=np.float32)
         if self._tp_pending.shape[1]:
             core = self._tp_pending
             self._tp_pending = np.zeros((self.channels, 0), dtype=np.float32)
