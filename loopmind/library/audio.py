@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import lru_cache
 from math import gcd
 from pathlib import Path
 
@@ -191,6 +192,7 @@ def _rational(sr_in: int, sr_out: int) -> tuple[int, int]:
     return up, down
 
 
+@lru_cache(maxsize=16)
 def _resample_taps(up: int, down: int) -> np.ndarray:
     """resample_poly's default anti-aliasing FIR for up/down (Kaiser, beta 5), float32."""
     from scipy.signal import firwin
@@ -205,6 +207,26 @@ def _resample_taps(up: int, down: int) -> np.ndarray:
 _ROW_OUTPUTS = 32
 
 
+@lru_cache(maxsize=16)
+def _row_matrix(up: int, down: int) -> tuple[int, int, int, int, np.ndarray]:
+    """(periods per row m, inputs per row, left context, row width, the (width, m * up)
+    float32 matrix) of ``_BlockResampler``; designed once per rate pair."""
+    taps = _resample_taps(up, down)
+    half = (len(taps) - 1) // 2
+    g = taps.astype(np.float64) * up
+    m = max(1, _ROW_OUTPUTS // up)
+    n_row = m * up  # outputs per row
+    left = -(-half // up)
+    width = ((n_row - 1) * down + half) // up + left + 1
+    w = np.arange(width)[:, None]
+    q = np.arange(n_row)[None, :]
+    k = q * down + half - (w - left) * up
+    inside = (k >= 0) & (k <= 2 * half)
+    matrix = np.where(inside, g[np.clip(k, 0, 2 * half)], 0.0).astype(np.float32)
+    matrix.setflags(write=False)
+    return m, m * down, left, width, matrix
+
+
 class _BlockResampler:
     """Polyphase resampling by up/down, fed block by block, equal to ``resample_poly`` of the
     whole signal (zero padding at both ends) to float32 rounding.
@@ -217,20 +239,8 @@ class _BlockResampler:
     """
 
     def __init__(self, up: int, down: int):
-        taps = _resample_taps(up, down)
-        half = (len(taps) - 1) // 2
-        g = taps.astype(np.float64) * up
-        self.m = max(1, _ROW_OUTPUTS // up)
-        n_row = self.m * up  # outputs per row
-        self.hop = self.m * down  # inputs per row
-        self.left = -(-half // up)
-        self.width = ((n_row - 1) * down + half) // up + self.left + 1
-        w = np.arange(self.width)[:, None]
-        q = np.arange(n_row)[None, :]
-        k = q * down + half - (w - self.left) * up
-        inside = (k >= 0) & (k <= 2 * half)
-        self.matrix = np.where(inside, g[np.clip(k, 0, 2 * half)], 0.0).astype(np.float32)
         self.up, self.down = up, down
+        self.m, self.hop, self.left, self.width, self.matrix = _row_matrix(up, down)
         # padded input: ``left`` zeros before the first sample, so row r starts at r * hop
         self.buf = np.zeros(self.left, dtype=np.float32)
         self.n_in = 0  # real input samples seen
