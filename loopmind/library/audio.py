@@ -194,12 +194,15 @@ def _rational(sr_in: int, sr_out: int) -> tuple[int, int]:
 
 @lru_cache(maxsize=16)
 def _resample_taps(up: int, down: int) -> np.ndarray:
-    """resample_poly's default anti-aliasing FIR for up/down (Kaiser, beta 5), float32."""
-    from scipy.signal import firwin
-
+    """resample_poly's default anti-aliasing FIR for up/down, float32: ``firwin(2 * 10 *
+    max_rate + 1, 1 / max_rate, window=("kaiser", 5.0))``, written out in numpy so that
+    decoding does not import scipy.signal (about 1 s of start-up in every worker)."""
     max_rate = max(up, down)
-    return firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0)).astype(
-        np.float32)
+    n_taps = 2 * 10 * max_rate + 1
+    cutoff = 1.0 / max_rate  # relative to Nyquist
+    m = np.arange(n_taps) - (n_taps - 1) / 2.0
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(n_taps, 5.0)
+    return (h / h.sum()).astype(np.float32)  # unit gain at DC, as firwin scales it
 
 
 # outputs per matrix row: enough for the product to run at BLAS speed, few enough that the
@@ -411,10 +414,8 @@ def _ffmpeg_decode(path: Path, info: AudioInfo, *, sr: int,
         raise DecodeError("contains NaN or infinite samples")
     meter = LoudnessMeter(native_sr, 2)
     meter.feed(block)
-    from scipy.signal import resample_poly
-
     g = gcd(native_sr, sr)
-    y = resample_poly(block.mean(axis=1), sr // g, native_sr // g).astype(np.float32)
+    y = resample(block.mean(axis=1), up=sr // g, down=native_sr // g)
     info = AudioInfo(format=path.suffix.lstrip(".").upper(), subtype="ffmpeg", sr=native_sr,
                      channels=2, frames=len(block))
     return DecodedAudio(y=y, sr=sr, info=info, loudness=meter.result())
