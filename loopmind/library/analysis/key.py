@@ -349,9 +349,9 @@ def _decimate(y: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
     q = max(1, int(round(sr / _LOW_SR)))
     if q == 1:
         return y, float(sr)
-    from scipy.signal import resample_poly
+    from loopmind.library.audio import resample
 
-    return resample_poly(y, 1, q).astype(np.float32), sr / q
+    return resample(y, up=1, down=q), sr / q
 
 
 def _spectral_peaks(y: np.ndarray, sr: float):
@@ -361,6 +361,8 @@ def _spectral_peaks(y: np.ndarray, sr: float):
         frames (int, (p,)), freqs in Hz (p,), amplitudes (p,) of every peak, and per frame the
         power in the peaks (+-1 bin) and below 40 Hz (DC excluded), shapes (n_frames,).
     """
+    from scipy import fft
+
     n_fft, hop = _N_FFT, _HOP
     pad = n_fft // 2
     yp = np.pad(y, (pad, pad))
@@ -376,7 +378,7 @@ def _spectral_peaks(y: np.ndarray, sr: float):
     out_t, out_f, out_a, tonal, sub = [], [], [], [], []
     for start in range(0, len(all_frames), _BLOCK_FRAMES):
         block = all_frames[start:start + _BLOCK_FRAMES]
-        mag = np.abs(np.fft.rfft(block * window, axis=1))  # (frames, bins), float64
+        mag = np.abs(fft.rfft(block * window, axis=1, overwrite_x=True))  # (frames, bins)
         power = mag * mag
         csum = np.concatenate([np.zeros((len(block), 1)), np.cumsum(power, axis=1)], axis=1)
         # mean power 3..12 bins away on both sides: outside the Hann main lobe (+-2 bins)

@@ -242,7 +242,8 @@ def _spectral_features(spec: Spectrogram) -> list[float]:
     Pl = P[:, loud]
     el = e[loud]
     w = el / el.sum()
-    cent_t = (logf[:, None] * Pl).sum(axis=0) / np.maximum(el, 1e-20)   # log-frequency centroid
+    # log-frequency centroid (a float32 matrix-vector product: no bins x frames temporary)
+    cent_t = (logf.astype(np.float32) @ Pl) / np.maximum(el, 1e-20)
     cent = float((cent_t * w).sum())
     cent_att = float(np.mean(cent_t[: min(n_attack, len(cent_t))]))
     cent_body = float(np.mean(cent_t[n_attack:])) if len(cent_t) > n_attack else cent_att
@@ -260,7 +261,7 @@ def _spectral_features(spec: Spectrogram) -> list[float]:
     flat = float(10 * np.log10((flat_t * w).sum() + 1e-12))
     flat_body = float(10 * np.log10(np.mean(flat_t[n_attack:]) + 1e-12)) \
         if len(flat_t) > n_attack else flat
-    M = np.sqrt(Pl[:top])
+    M = spec.magnitude[:top, :_MAX_FRAMES][:, loud]  # sqrt(power), already computed
     crest_t = M.max(axis=0) / np.maximum(M.mean(axis=0), 1e-20)
     spec_crest = float(np.log10((crest_t * w).sum() + 1e-12))
     # normalized spectral flux and frame-to-frame similarity (sustained tones are stable)
