@@ -138,6 +138,24 @@ def _state_space(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, f
     return A, B, c_in, d_in
 
 
+def _powers(t: np.ndarray, count: int, n: int) -> list[np.ndarray]:
+    """[I, t, t^2, ..., t^count] for an (n, n) transition ``t``."""
+    out = [np.eye(n)]
+    for _ in range(count):
+        out.append(t @ out[-1])
+    return out
+
+
+def _strictly_upper(powers: list[np.ndarray], count: int, n: int) -> np.ndarray:
+    """The (count*n)^2 block matrix whose block (k, j), k < j, is ``powers[j - 1 - k].T``
+    (zero on and below the diagonal): how row (or group) k's input reaches j's state."""
+    out = np.zeros((count * n, count * n))
+    for j in range(count):
+        for k in range(j):
+            out[k * n:(k + 1) * n, j * n:(j + 1) * n] = powers[j - 1 - k].T
+    return out
+
+
 class BlockFilter:
     """A cascade of biquads applied to long multichannel signals as matrix products.
 
@@ -176,24 +194,14 @@ class BlockFilter:
         toeplitz = np.where(lag >= 0, h[np.clip(lag, 0, L - 1)], 0.0).astype(np.float32)
         free = np.stack([C @ pw[k] for k in range(L)], axis=1)
         to_state = np.stack([pw[L - 1 - k] @ B for k in range(L)]).astype(np.float32)
-        phi = [np.eye(n)]  # powers of the one-row transition
-        for _ in range(M):
-            phi.append(pw[L] @ phi[-1])
+        phi = _powers(pw[L], M, n)  # powers of the one-row transition
         # within a group (row vectors): state before row j = sum over rows k < j of U_k
         # times phi^(j-1-k), plus the group's start state times phi^j
-        within = np.zeros((M * n, M * n))
-        for j in range(M):
-            for k in range(j):
-                within[k * n:(k + 1) * n, j * n:(j + 1) * n] = phi[j - 1 - k].T
+        within = _strictly_upper(phi, M, n)
         start_powers = np.concatenate([phi[j].T for j in range(M)], axis=1)
         group_input = np.concatenate([phi[M - 1 - k].T for k in range(M)], axis=0)
-        big = [np.eye(n)]  # powers of the one-group transition
-        for _ in range(G):
-            big.append(phi[M] @ big[-1])
-        across = np.zeros((G * n, G * n))
-        for g in range(G):
-            for k in range(g):
-                across[k * n:(k + 1) * n, g * n:(g + 1) * n] = big[g - 1 - k].T
+        big = _powers(phi[M], G, n)  # powers of the one-group transition
+        across = _strictly_upper(big, G, n)
         group_powers = np.concatenate([big[g].T for g in range(G + 1)], axis=1)
         out = (n, toeplitz, free, to_state, within, start_powers, group_input, across,
                group_powers)
