@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -107,10 +108,12 @@ class Library:
                 try:
                     yield session
                     session.commit()
-                except OperationalError as exc:
+                except (OperationalError, sqlite3.OperationalError) as exc:
                     session.rollback()
                     # a full disk or a read-only database: nothing was written, say so once
-                    reason = str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
+                    # (the store's fast path raises the driver's own error, unwrapped)
+                    orig = getattr(exc, "orig", exc)
+                    reason = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
                     raise LibraryError(f"cannot write to the library ({reason})") from None
                 except BaseException:
                     session.rollback()

@@ -222,3 +222,67 @@ def test_full_disk_is_one_clear_error_and_nothing_is_lost(indexed):
     r = Indexer(lib2, workers=1).scan()
     assert r.failed == 0 and r.indexed > 0
     assert len({x["path"] for x in list_segments(lib2)}) == 3 + 12
+
+
+def _table_dump(db_path):
+    """Every row of the tables a scan writes (audio_file without its timestamp), in id order."""
+    con = sqlite3.connect(db_path)
+    try:
+        cols = [r[1] for r in con.execute("PRAGMA table_info(audio_file)") if r[1] != "indexed_at"]
+        out = {"audio_file": con.execute(
+            f"SELECT {', '.join(cols)} FROM audio_file ORDER BY id").fetchall()}
+        for table in ("segment", "tag", "vector_log"):
+            out[table] = con.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+        out["segment_text"] = con.execute(
+            "SELECT rowid, name, folder, tags, facets FROM segment_text ORDER BY rowid").fetchall()
+        out["stamps"] = con.execute("SELECT indexed_at FROM audio_file").fetchall()
+        return out
+    finally:
+        con.close()
+
+
+def test_new_file_fast_path_writes_what_the_orm_path_writes(folder, tmp_path, monkeypatch):
+    """A never-seen file is stored with plain DB-API inserts; the rows (segments, tags, text
+    index, vector log) must be exactly what the general ORM path writes."""
+    from dataclasses import replace
+
+    from loopmind.config import Settings, set_settings
+    from loopmind.library import store
+    from loopmind.library.pipeline import process_file
+
+    write(folder / "Bass" / "808 Dark_Fm_140.wav", tone(43.65, 1.5, harmonics=3))
+    paths = sorted(str(p) for p in folder.rglob("*.wav"))
+    results = [process_file(p, embedder_name="features") for p in paths]
+    assert all(r.error is None and r.segments for r in results)
+    dumps = []
+    for mode in ("fast", "orm"):
+        settings = Settings.from_env({"LOOPMIND_HOME": str(tmp_path / mode)})
+        set_settings(settings)
+        if mode == "orm":
+            monkeypatch.setattr(store, "_insert_new", lambda *a, **k: None)
+        lib = Library(settings)
+        with lib.write() as session:
+            from loopmind.library.models import WatchedFolder
+            session.add(WatchedFolder(path=str(folder)))
+        outcomes = [store.store_result(lib, r) for r in results]
+        assert [o.action for o in outcomes] == ["indexed"] * len(results)
+        # a re-store of the same results takes the general path (the file is known)
+        assert store.store_result(lib, replace(results[0])).action == "indexed"
+        lib.close()
+        dumps.append(_table_dump(settings.db_path))
+    fast, orm = dumps
+    for table in ("audio_file", "segment", "tag", "vector_log", "segment_text"):
+        assert fast[table] == orm[table], table
+    assert fast["audio_file"][0][3] is not None  # folder_id found
+    assert any("808" in row[1] for row in fast["segment_text"])
+    # the timestamps are stored in the same format, so the ORM reads them back
+    assert len(fast["stamps"][0][0]) == len(orm["stamps"][0][0])
+    set_settings(Settings.from_env({"LOOPMIND_HOME": str(tmp_path / "fast")}))
+    lib = Library()
+    with lib.session() as session:
+        from sqlmodel import select
+
+        from loopmind.library.models import AudioFile
+        rows = session.exec(select(AudioFile)).all()
+        assert all(r.indexed_at.year >= 2026 for r in rows)
+    lib.close()
