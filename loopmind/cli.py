@@ -601,7 +601,8 @@ def index(rebuild: bool) -> None:
                    "from them; interpret: new parts learned from your sounds.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default: ./loopmind-songs/<prompt>-seed<N>).")
+              help="Output folder (default: <songs folder>/<prompt>-seed<N>; "
+                   "`loopmind locate` shows the songs folder).")
 @click.option("--flac", is_flag=True, help="Also write master.flac.")
 @click.option("--lufs", "target_lufs", type=float, default=None,
               help="Master loudness target (default -14 LUFS).")
@@ -769,7 +770,7 @@ def train_embedder(folder, out, epochs, budget_minutes, seed) -> None:
 @click.option("--force", is_flag=True, help="Rebuild the demo audio even if present.")
 @click.option("--no-song", is_flag=True, help="Only build and index the demo library.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Where the demo song goes (default: ./loopmind-songs/demo).")
+              help="Where the demo song goes (default: <songs folder>/demo, see `loopmind locate`).")
 def demo(force: bool, no_song: bool, out_dir: str | None) -> None:
     """Build the demo library (synthesized here), index it, make a song from it and print
     where the files are."""
@@ -799,7 +800,7 @@ def demo(force: bool, no_song: bool, out_dir: str | None) -> None:
 
     prompt = "dark trap 140 in F minor"
     click.echo(f"generating a song: {prompt!r} ...")
-    out = out_dir or os.path.join(os.getcwd(), "loopmind-songs", "demo")
+    out = out_dir or str(settings.songs_path / "demo")
     result = generate_song(lib, prompt, folder=str(settings.demo_dir), seed=0, out_dir=out,
                            on_stage=lambda name: click.echo(f"{name} ...", err=True))
     _print_song(result)

@@ -44,6 +44,9 @@ class Settings:
             the heuristic mixer.
         codec_checkpoint: a local EnCodec checkpoint (file or folder) for the optional neural
             texture path of interpretive mode; None (the default) never needs it.
+        songs_dir: where generated songs go when no output folder is given (with
+            ``LOOPMIND_HOME``: its ``songs`` folder; otherwise the user's music folder's
+            ``LoopMind``).
     """
 
     data_dir: Path
@@ -59,6 +62,7 @@ class Settings:
     arranger: str = "auto"
     mixer: str = "auto"
     codec_checkpoint: Path | None = None
+    songs_dir: Path | None = None
 
     @property
     def db_path(self) -> Path:
@@ -81,6 +85,11 @@ class Settings:
         return self.data_dir / "demo-library"
 
     @property
+    def songs_path(self) -> Path:
+        """The folder generated songs go to by default (``songs_dir``, else the data dir's)."""
+        return self.songs_dir if self.songs_dir is not None else self.data_dir / "songs"
+
+    @property
     def models_dir(self) -> Path:
         return self.cache_dir / "models"
 
@@ -96,7 +105,8 @@ class Settings:
         home = env.get("LOOPMIND_HOME")
         if home:
             root = Path(home).expanduser().absolute()
-            settings = cls(data_dir=root, cache_dir=root / "cache", config_dir=root)
+            settings = cls(data_dir=root, cache_dir=root / "cache", config_dir=root,
+                           songs_dir=root / "songs")
         else:
             import platformdirs
 
@@ -104,6 +114,7 @@ class Settings:
                 data_dir=Path(platformdirs.user_data_dir(APP_NAME)),
                 cache_dir=Path(platformdirs.user_cache_dir(APP_NAME)),
                 config_dir=Path(platformdirs.user_config_dir(APP_NAME)),
+                songs_dir=Path(platformdirs.user_music_dir()) / "LoopMind",
             )
         values = _read_config(settings.config_path)
         for f in fields(cls):
@@ -132,6 +143,7 @@ class Settings:
             "config": self.config_path,
             "demo library": self.demo_dir,
             "models": self.trained_models_dir,
+            "songs": self.songs_path,
         }
 
 

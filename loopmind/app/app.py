@@ -481,7 +481,9 @@ class LoopMindApp(LibraryJobs, Playback, App[None]):
         name = words[:40] or "song"
         if song.seed is not None:
             name += f"-seed{song.seed}"
-        return os.path.join(os.getcwd(), "loopmind-songs", name)
+        from loopmind.generate.compose import default_out_dir
+
+        return str(default_out_dir(name))
 
     def _export(self, request: ExportRequest | None) -> None:
         if request is None:

@@ -37,7 +37,11 @@ class GenerateResult:
 
 
 def default_out_dir(song_name: str) -> Path:
-    return Path.cwd() / "loopmind-songs" / song_name
+    """Where a song goes when no output folder is given: ``<songs folder>/<song name>``
+    (``loopmind locate`` prints the songs folder; ``LOOPMIND_SONGS_DIR`` moves it)."""
+    from loopmind.config import get_settings
+
+    return get_settings().songs_path / song_name
 
 
 def song_name(request, seed: int) -> str:

@@ -63,6 +63,28 @@ def test_locate_and_home(tmp_path, monkeypatch):
     s = Settings.from_env()
     for p in s.locations().values():
         assert str(p).startswith(str(tmp_path / "lm"))
+    assert s.locations()["songs"] == tmp_path / "lm" / "songs"
+
+
+def test_songs_go_to_the_songs_folder_not_the_working_directory(tmp_path, monkeypatch):
+    """Without --out a song goes to the settings' songs folder (LOOPMIND_HOME/songs, or
+    LOOPMIND_SONGS_DIR), never into whatever directory the command ran in."""
+    from loopmind.config import Settings, set_settings
+    from loopmind.generate.compose import default_out_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOOPMIND_HOME", str(tmp_path / "lm"))
+    set_settings(Settings.from_env())
+    assert default_out_dir("dark-trap-seed0") == tmp_path / "lm" / "songs" / "dark-trap-seed0"
+    monkeypatch.setenv("LOOPMIND_SONGS_DIR", str(tmp_path / "mysongs"))
+    set_settings(Settings.from_env())
+    assert default_out_dir("x") == tmp_path / "mysongs" / "x"
+    monkeypatch.delenv("LOOPMIND_HOME")
+    monkeypatch.delenv("LOOPMIND_SONGS_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_MUSIC_DIR", str(tmp_path / "home" / "Music"))
+    s = Settings.from_env()
+    assert s.songs_path.parent != tmp_path and "LoopMind" in s.songs_path.parts
 
 
 def test_open_migrates_wal():
