@@ -427,23 +427,23 @@ class LoopMindApp(LibraryJobs, Playback, App[None]):
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False,
           description="generating a song")
     def _generate_song(self, request: GenerateRequest) -> None:
-        from loopmind.app.session import playback_mix, render_stems
+        from loopmind.app.session import playback_from_mix
         from loopmind.generate.compose import generate_song, song_name
         from loopmind.generate.prompt import parse_prompt
 
-        out = self.settings.data_dir / "songs" / song_name(parse_prompt(request.prompt),
-                                                            request.seed)
+        out = self.settings.songs_path / song_name(parse_prompt(request.prompt), request.seed)
 
         def stage(name: str) -> None:
             self.post_message(m.GenerateStageReached(name))
 
         result = generate_song(self.library, request.prompt, folder=request.folder,
                                tag=request.tag, mode=request.mode, seed=request.seed,
-                               minutes=request.minutes, out_dir=out, on_stage=stage)
+                               minutes=request.minutes, out_dir=out, on_stage=stage,
+                               keep_audio=True)
         stage("loading the player")
-        stems, _ = render_stems(result.song, None, cache=self.stretch_cache(),
-                                workers=self.settings.workers)
-        played = playback_mix(result.song, stems, workers=self.settings.workers)
+        # the generator's own render and mix: what plays is what it exported
+        stems, played = result.tracks, playback_from_mix(result.song, result.mix)
+        result.tracks = result.mix = None
         self.post_message(m.SongGenerated(result, stems, played))
 
     def on_generate_stage_reached(self, event: m.GenerateStageReached) -> None:

@@ -261,6 +261,12 @@ def playback_mix(song: Song, raw: dict[str, "np.ndarray"], *, workers: int = 1
         return None
     mixed = apply_mix(song, {n: raw[n] for n in names}, sr=song.sample_rate, workers=workers,
                       master_gain=True)
+    return playback_from_mix(song, mixed)
+
+
+def playback_from_mix(song: Song, mixed) -> PlaybackMix:
+    """The transport's ``PlaybackMix`` from a ``MixResult`` made with ``master_gain=True``
+    (its stems and reverb are scaled in place: use it after they were exported)."""
     g = mixed.master_gain
     for y in mixed.stems.values():
         y *= g

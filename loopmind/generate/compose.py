@@ -24,6 +24,11 @@ class GenerateResult:
     summary: dict
     timings: dict[str, float] = field(default_factory=dict)
     mix_report: dict = field(default_factory=dict)
+    # with ``generate_song(keep_audio=True)``: the rendered tracks (name -> float32 (2, n))
+    # and the ``MixResult`` with its master gain curve, so the studio plays the song without
+    # rendering and mixing it a second time
+    tracks: dict | None = None
+    mix: object | None = None
 
     def to_dict(self) -> dict:
         return {"paths": {k: (str(v) if not isinstance(v, dict) else
@@ -57,7 +62,8 @@ def generate_song(library: Library, prompt: str = "", *, folder: str | None = No
                   seed: int = 0, out_dir: os.PathLike | str | None = None, flac: bool = False,
                   workers: int | None = None, target_lufs: float | None = None,
                   on_stage: Callable[[str], None] | None = None,
-                  on_progress: Callable[[str, float], None] | None = None) -> GenerateResult:
+                  on_progress: Callable[[str, float], None] | None = None,
+                  keep_audio: bool = False) -> GenerateResult:
     """Make a song from the library and write it to ``out_dir``.
 
     Modes: ``direct`` arranges the pool's loops; ``hybrid`` adds generated fills, risers,
@@ -68,6 +74,8 @@ def generate_song(library: Library, prompt: str = "", *, folder: str | None = No
     Args:
         on_stage: called with each stage's name ("choosing sounds", "learning the pool", ...).
         on_progress: called as ``(what, fraction)`` while the pool is learned (interpret).
+        keep_audio: also return the rendered tracks and the mix (``GenerateResult.tracks``,
+            ``.mix`` with its master gain curve); the files written are the same.
 
     Raises:
         LoopMindError: an empty pool, an unknown key spelling, an unwritable folder (nothing
@@ -128,7 +136,8 @@ def generate_song(library: Library, prompt: str = "", *, folder: str | None = No
     t1 = time.perf_counter()
     n_workers = workers or settings.workers
     auto_mix(song, rendered.tracks, sr=rendered.sr, workers=n_workers)
-    mixed = apply_mix(song, rendered.tracks, sr=rendered.sr, workers=n_workers)
+    mixed = apply_mix(song, rendered.tracks, sr=rendered.sr, workers=n_workers,
+                      master_gain=keep_audio)
     song.notes.extend(mixed.report.get("notes", []))
     t["mix"] = time.perf_counter() - t1
     stage("exporting")
@@ -139,7 +148,9 @@ def generate_song(library: Library, prompt: str = "", *, folder: str | None = No
     summary = arranger.summary(song)
     summary["cache"] = {"hits": rendered.cache_hits, "misses": rendered.cache_misses}
     return GenerateResult(song=song, paths=result.paths, summary=summary, timings=t,
-                          mix_report=mixed.report)
+                          mix_report=mixed.report,
+                          tracks=rendered.tracks if keep_audio else None,
+                          mix=mixed if keep_audio else None)
 
 
 def interpret_song(song, pool, *, seed: int, settings=None,

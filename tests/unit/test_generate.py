@@ -109,7 +109,9 @@ def test_same_seed_same_master_other_seed_other_song(indexed_demo, tmp_path):
 
     lib, root = indexed_demo
     a = generate_song(lib, "house", folder=str(root), seed=3, minutes=0.5, out_dir=tmp_path / "a")
-    b = generate_song(lib, "house", folder=str(root), seed=3, minutes=0.5, out_dir=tmp_path / "b")
+    # keep_audio (what the studio asks for) returns the render and the mix, same files
+    b = generate_song(lib, "house", folder=str(root), seed=3, minutes=0.5, out_dir=tmp_path / "b",
+                      keep_audio=True)
     c = generate_song(lib, "house", folder=str(root), seed=4, minutes=0.5, out_dir=tmp_path / "c")
     ma = (tmp_path / "a" / "master.wav").read_bytes()
     assert ma == (tmp_path / "b" / "master.wav").read_bytes()
@@ -119,6 +121,16 @@ def test_same_seed_same_master_other_seed_other_song(indexed_demo, tmp_path):
                        for c in t["clips"]]  # noqa: E731
     assert clips(ja) != clips(jc) or ma != (tmp_path / "c" / "master.wav").read_bytes()
     assert b.summary["cache"]["hits"] >= 1  # the second render came from the cache
+    assert a.tracks is None and a.mix is None
+    assert set(b.tracks) == {t.name for t in b.song.tracks}
+    from loopmind.app.session import playback_from_mix
+
+    played = playback_from_mix(b.song, b.mix)
+    live = sum(y for name, y in played.stems.items()
+               if not b.song.track(name).mix.mute) + sum(played.returns.values())
+    master, _ = sf.read(tmp_path / "b" / "master.wav", dtype="float32", always_2d=True)
+    assert live.shape[1] == master.shape[0]
+    assert np.abs(live.T - master).max() < 2e-3  # 24-bit file vs float sum
     del a, c
 
 
