@@ -105,7 +105,11 @@ class Indexer:
         report = ScanReport()
         targets = [resolve_folder(f) for f in (folders if folders is not None else self.folders())]
         with self.library.session() as session:
-            known = {os.fsdecode(r.path_bytes): r for r in session.exec(select(AudioFile)).all()}
+            # plain rows of the columns the scan reads: loading 100,000 ORM objects took
+            # about 2 s of a rescan that otherwise only walks and stats the folders
+            known = {os.fsdecode(r.path_bytes): r for r in session.exec(select(
+                AudioFile.id, AudioFile.path_bytes, AudioFile.status, AudioFile.size,
+                AudioFile.mtime_ns, AudioFile.analysis_version, AudioFile.content_hash)).all()}
         found: list[Found] = []
         for folder in targets:
             if not os.path.isdir(folder):
