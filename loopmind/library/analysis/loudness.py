@@ -70,47 +70,87 @@ _TP_PHASES = _TP_FILTER[1:].astype(np.float32)  # the three phases between sampl
 # step's true peak; tests/unit/test_loudness.py checks this against full 4x oversampling
 _TP_CANDIDATE_RATIO = 0.5
 
+# pairs are interpolated a row of _TP_ROW at a time: a row holding one candidate pair is
+# computed whole, as one product with a banded matrix. A gather of single 32-sample windows
+# and a 3-row product cost more per candidate than a whole row does, and 16 booleans are two
+# 64-bit words, so finding the rows with a candidate costs two integer operations per row
+_TP_ROW = 16
+
+
+def _row_phases(row: int) -> np.ndarray:
+    """(row + taps - 1, 3 * row) float32: inputs ``x[c + 1 : c + 1 + taps]`` of the row's pairs
+    to the three fractional positions of each pair, column ``3 * i + p`` for the row's pair
+    ``i`` at ``i + (p + 1) / 4``."""
+    taps = _TP_PHASES.shape[1]
+    out = np.zeros((row + taps - 1, 3 * row), dtype=np.float32)
+    for i in range(row):
+        out[i:i + taps, 3 * i:3 * i + 3] = _TP_PHASES.T
+    out.setflags(write=False)
+    return out
+
+
+_TP_ROW_PHASES = _row_phases(_TP_ROW)
+
 
 def _block_true_peak(x: np.ndarray, step: int) -> np.ndarray:
     """Per-step true peak of one channel (linear), only oversampling near large samples.
 
     The interpolated peak between two samples exceeds the step's sample peak only where at
-    least one of the two is within 6 dB of it (``_TP_CANDIDATE_RATIO``), so only those pairs
-    are interpolated: every sample at or above the ratio, on both of its sides. ``x``
-    carries ``_TP_HALF`` samples of context on both sides.
+    least one of the two is within 6 dB of it (``_TP_CANDIDATE_RATIO``), so only rows of
+    ``_TP_ROW`` pairs holding such a pair are interpolated. ``x`` (float32) carries
+    ``_TP_HALF`` samples of context on both sides.
     """
-    core = x[_TP_HALF:len(x) - _TP_HALF]
-    n = len(core)
-    n_steps = int(np.ceil(n / step))
-    ax = np.abs(core)
+    R, taps = _TP_ROW, _TP_PHASES.shape[1]
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n = len(x) - 2 * _TP_HALF
+    n_steps = -(-n // step)
+    n_rows = -(-n // R)
+    ax = np.abs(x[_TP_HALF:_TP_HALF + n])
     n_full = n // step
     sample_peak = np.zeros(n_steps, dtype=np.float32)
     if n_full:
         sample_peak[:n_full] = ax[:n_full * step].reshape(n_full, step).max(axis=1)
     if n_full < n_steps:
         sample_peak[n_full] = ax[n_full * step:].max()
-    threshold = sample_peak * _TP_CANDIDATE_RATIO
-    loud = np.empty(n, dtype=bool)
+    # a silent step has no candidates (an infinite threshold)
+    threshold = np.where(sample_peak > 0, sample_peak * _TP_CANDIDATE_RATIO, np.inf)
+    # loud[c]: sample c is a candidate; one row of padding so that row j can look at the
+    # first sample of row j + 1 (the pair that crosses into it)
+    loud = np.zeros((n_rows + 1) * R, dtype=bool)
     if n_full:
         np.greater_equal(ax[:n_full * step].reshape(n_full, step), threshold[:n_full, None],
                          out=loud[:n_full * step].reshape(n_full, step))
     if n_full < n_steps:
-        np.greater_equal(ax[n_full * step:], threshold[n_full], out=loud[n_full * step:])
-    loud &= ax > 0
-    # the pair (c, c + 1) is interpolated at c + 1/4, 1/2, 3/4: every loud sample and the
-    # sample before each loud one start a pair
-    start = loud.copy()
-    start[:-1] |= loud[1:]
-    cand = np.flatnonzero(start)
-    if len(cand) == 0:
+        np.greater_equal(ax[n_full * step:], threshold[n_full], out=loud[n_full * step:n])
+    words = loud.view(np.uint64).reshape(n_rows + 1, R // 8)[:n_rows]
+    any_loud = words[:, 0].copy()
+    for k in range(1, R // 8):
+        any_loud |= words[:, k]
+    selected = any_loud != 0
+    selected |= loud[R::R]  # the row's last pair ends on the next row's first sample
+    rows = np.flatnonzero(selected)
+    if len(rows) == 0:
         return sample_peak
-    # x[c + 1 : c + 1 + taps] is the filter's reach around core sample c: gather those rows
-    # from a strided view (one contiguous copy per candidate) and apply the three fractional
-    # phases as one float32 product
-    windows = np.lib.stride_tricks.sliding_window_view(x, _TP_FILTER.shape[1])[cand + 1]
-    vals = np.abs(_TP_PHASES @ windows.T).max(axis=0)  # fractional positions
+    # row j reads x[j R + 1 : j R + R + taps]: zero-pad the end so the last row is whole
+    need = n_rows * R + taps
+    if len(x) < need:
+        x = np.concatenate([x, np.zeros(need - len(x), dtype=np.float32)])
+    windows = np.lib.stride_tricks.as_strided(x[1:], (n_rows, R + taps - 1),
+                                              (R * x.itemsize, x.itemsize))
+    vals = windows[rows] @ _TP_ROW_PHASES  # (len(rows), 3 R), in row order
+    np.abs(vals, out=vals)
+    flat = vals.reshape(-1)
+    # where each step starts in ``flat``: three values per pair of every selected row before
+    # the step's first pair, plus the pairs of its own row before it when that row is selected
+    bounds = np.arange(n_steps + 1) * step
+    bounds[-1] = n
+    row, col = bounds // R, bounds % R
+    inside = selected[np.minimum(row, n_rows - 1)] & (row < n_rows)
+    at = np.searchsorted(rows, row) * (3 * R) + np.where(inside, 3 * col, 0)
+    flat = flat[:at[-1]]  # pairs past the end of the signal (padding) are not the signal's
+    nonempty = np.flatnonzero(at[1:] > at[:-1])
     tp = sample_peak.copy()
-    np.maximum.at(tp, cand // step, vals)
+    tp[nonempty] = np.maximum(tp[nonempty], np.maximum.reduceat(flat, at[nonempty]))
     return tp
 
 
