@@ -222,3 +222,15 @@ def test_full_disk_is_one_clear_error_and_nothing_is_lost(indexed):
     r = Indexer(lib2, workers=1).scan()
     assert r.failed == 0 and r.indexed > 0
     assert len({x["path"] for x in list_segments(lib2)}) == 3 + 12
+
+
+@pytest.mark.parametrize("size", [1, 1000, (1 << 20) + 17])
+def test_file_hash_is_blake2b_128_of_the_content(tmp_path, size):
+    """Stored content hashes stay comparable: the digest is BLAKE2b-128 of the bytes."""
+    from loopmind.library.pipeline import file_hash
+
+    data = os.urandom(size)
+    path = tmp_path / "x.wav"
+    path.write_bytes(data)
+    assert file_hash(path) == hashlib.blake2b(data, digest_size=16).hexdigest()
+    assert file_hash(str(path)) == file_hash(path)
