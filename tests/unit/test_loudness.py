@@ -32,6 +32,24 @@ def test_streaming_equals_one_block():
     assert streamed.true_peak_db() == pytest.approx(whole.true_peak_db(), abs=0.05)
 
 
+def test_feed_keeps_no_reference_to_the_block():
+    """decode reads every block into the same buffer: overwriting it after feed changes
+    nothing."""
+    sr = 44100
+    rng = np.random.default_rng(440)
+    y = (rng.standard_normal((sr * 3, 2)) * 0.2).astype(np.float32)
+    meter = LoudnessMeter(sr, 2)
+    buf = np.empty((3001, 2), dtype=np.float32)
+    for a in range(0, len(y), 3001):  # not a multiple of the filter's or the step's length
+        block = buf[:len(y[a:a + 3001])]
+        block[...] = y[a:a + 3001]
+        meter.feed(block)
+        buf[...] = rng.standard_normal(buf.shape)  # the next read
+    got, want = meter.result(), measure(y, sr)
+    np.testing.assert_allclose(got.mean_square, want.mean_square, rtol=1e-6)
+    np.testing.assert_allclose(got.true_peak, want.true_peak, rtol=1e-6)
+
+
 def test_true_peak_finds_inter_sample_peak():
     sr = 44100
     t = np.arange(sr) / sr

@@ -346,14 +346,15 @@ class LoudnessMeter:
         self._tp_pending = np.zeros((channels, 0), dtype=np.float32)
 
     def feed(self, block: np.ndarray) -> None:
-        """Add a block of shape (frames, channels), float32."""
+        """Add a block of shape (frames, channels), float32. The meter keeps no reference to
+        ``block``: the caller may reuse its buffer."""
         if block.size == 0:
             return
         x = np.asarray(block, dtype=np.float32).T  # (channels, frames)
         buf = np.concatenate([self._unfiltered, x], axis=1) if self._unfiltered.shape[1] \
             else x
         n_filter = buf.shape[1] // self._quantum * self._quantum
-        self._unfiltered = buf[:, n_filter:]
+        self._unfiltered = buf[:, n_filter:].copy()
         if n_filter:
             self._add_squares(self._filter(buf[:, :n_filter]))
         # true peak: whole steps, with the previous samples as left context and the next
