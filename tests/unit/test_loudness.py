@@ -265,14 +265,17 @@ def test_row_true_peak_covers_every_candidate_pair(name):
 
     x = _edge_blocks()[name]
     step = 100
-    got = _block_true_peak(x, step).astype(np.float64)
-    pairwise = _pairwise_true_peak(x, step)
-    full = _full_block_true_peak(x, step)
-    assert got.shape == pairwise.shape == full.shape
-    np.testing.assert_array_less(pairwise - 1e-6 * (1 + pairwise), got)
-    np.testing.assert_array_less(got, full + 1e-6 * (1 + full))
-    if name.startswith("silence"):
-        assert not got.any()
+    # mono, and stereo with a second channel whose candidates sit elsewhere
+    for x in (x, np.stack([x, -0.7 * x[::-1]]), np.stack([np.zeros_like(x), x])):
+        channels = np.atleast_2d(x)
+        got = _block_true_peak(x, step).astype(np.float64)
+        pairwise = np.max([_pairwise_true_peak(c, step) for c in channels], axis=0)
+        full = np.max([_full_block_true_peak(c, step) for c in channels], axis=0)
+        assert got.shape == pairwise.shape == full.shape
+        np.testing.assert_array_less(pairwise - 1e-6 * (1 + pairwise), got)
+        np.testing.assert_array_less(got, full + 1e-6 * (1 + full))
+        if name.startswith("silence"):
+            assert not got.any()
 
 
 @pytest.mark.parametrize("n", [1, 2, 17, 4409, 4410, 4411, 65537])

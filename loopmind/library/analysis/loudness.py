@@ -92,66 +92,88 @@ def _row_phases(row: int) -> np.ndarray:
 _TP_ROW_PHASES = _row_phases(_TP_ROW)
 
 
-def _block_true_peak(x: np.ndarray, step: int) -> np.ndarray:
-    """Per-step true peak of one channel (linear), only oversampling near large samples.
+def _block_true_peak(x: np.ndarray, step: int, n: int | None = None) -> np.ndarray:
+    """Per-step true peak (linear, the largest over channels) of a block, only oversampling
+    near large samples.
 
     The interpolated peak between two samples exceeds the step's sample peak only where at
     least one of the two is within 6 dB of it (``_TP_CANDIDATE_RATIO``), so only rows of
-    ``_TP_ROW`` pairs holding such a pair are interpolated. ``x`` (float32) carries
-    ``_TP_HALF`` samples of context on both sides.
+    ``_TP_ROW`` pairs holding such a pair are interpolated.
+
+    Args:
+        x: float32, shape (channels, frames) or (frames,): ``_TP_HALF`` samples of left
+            context, the block's ``n`` samples, ``_TP_HALF`` of right context, then
+            optionally zeros (with ``_TP_ROW`` dividing ``n + 2 * _TP_HALF``, no copy is made).
+        step: samples per step.
+        n: the block's length (default: ``frames - 2 * _TP_HALF``).
+
+    Returns:
+        shape (ceil(n / step),).
     """
     R, taps = _TP_ROW, _TP_PHASES.shape[1]
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    n = len(x) - 2 * _TP_HALF
+    x = np.atleast_2d(x)
+    ch = x.shape[0]
+    if n is None:
+        n = x.shape[1] - 2 * _TP_HALF
     n_steps = -(-n // step)
     n_rows = -(-n // R)
-    ax = np.abs(x[_TP_HALF:_TP_HALF + n])
+    # row j of a channel reads x[j R + 1 : j R + R + taps]: zero-pad so the last row is whole
+    width = n_rows * R + taps
+    if x.shape[1] < width or x.dtype != np.float32 or not x.flags.c_contiguous:
+        padded = np.zeros((ch, max(width, x.shape[1])), dtype=np.float32)
+        padded[:, :x.shape[1]] = x
+        x = padded
+    ax = np.abs(x[:, _TP_HALF:_TP_HALF + n])
     n_full = n // step
-    sample_peak = np.zeros(n_steps, dtype=np.float32)
+    sample_peak = np.zeros((ch, n_steps), dtype=np.float32)
     if n_full:
-        sample_peak[:n_full] = ax[:n_full * step].reshape(n_full, step).max(axis=1)
+        sample_peak[:, :n_full] = ax[:, :n_full * step].reshape(ch, n_full, step).max(axis=2)
     if n_full < n_steps:
-        sample_peak[n_full] = ax[n_full * step:].max()
+        sample_peak[:, n_full] = ax[:, n_full * step:].max(axis=1)
     # a silent step has no candidates (an infinite threshold)
     threshold = np.where(sample_peak > 0, sample_peak * _TP_CANDIDATE_RATIO, np.inf)
-    # loud[c]: sample c is a candidate; one row of padding so that row j can look at the
-    # first sample of row j + 1 (the pair that crosses into it)
-    loud = np.zeros((n_rows + 1) * R, dtype=bool)
+    # loud[c, i]: sample i of channel c is a candidate; one row of padding so that row j can
+    # look at the first sample of row j + 1 (the pair that crosses into it)
+    loud = np.zeros((ch, (n_rows + 1) * R), dtype=bool)
     if n_full:
-        np.greater_equal(ax[:n_full * step].reshape(n_full, step), threshold[:n_full, None],
-                         out=loud[:n_full * step].reshape(n_full, step))
+        np.greater_equal(ax[:, :n_full * step].reshape(ch, n_full, step),
+                         threshold[:, :n_full, None],
+                         out=loud[:, :n_full * step].reshape(ch, n_full, step))
     if n_full < n_steps:
-        np.greater_equal(ax[n_full * step:], threshold[n_full], out=loud[n_full * step:n])
-    words = loud.view(np.uint64).reshape(n_rows + 1, R // 8)[:n_rows]
-    any_loud = words[:, 0].copy()
+        np.greater_equal(ax[:, n_full * step:], threshold[:, n_full:],
+                         out=loud[:, n_full * step:n])
+    words = loud.view(np.uint64).reshape(ch, n_rows + 1, R // 8)[:, :n_rows]
+    any_loud = words[..., 0].copy()
     for k in range(1, R // 8):
-        any_loud |= words[:, k]
+        any_loud |= words[..., k]
     selected = any_loud != 0
-    selected |= loud[R::R]  # the row's last pair ends on the next row's first sample
-    rows = np.flatnonzero(selected)
+    selected |= loud[:, R::R]  # the row's last pair ends on the next row's first sample
+    chans, rows = np.nonzero(selected)  # in (channel, row) order
     if len(rows) == 0:
-        return sample_peak
-    # row j reads x[j R + 1 : j R + R + taps]: zero-pad the end so the last row is whole
-    need = n_rows * R + taps
-    if len(x) < need:
-        x = np.concatenate([x, np.zeros(need - len(x), dtype=np.float32)])
-    windows = np.lib.stride_tricks.as_strided(x[1:], (n_rows, R + taps - 1),
-                                              (R * x.itemsize, x.itemsize))
-    vals = windows[rows] @ _TP_ROW_PHASES  # (len(rows), 3 R), in row order
+        return sample_peak.max(axis=0)
+    size = x.itemsize
+    windows = np.lib.stride_tricks.as_strided(
+        x[:, 1:], (ch, n_rows, R + taps - 1), (x.strides[0], R * size, size))
+    vals = windows[chans, rows] @ _TP_ROW_PHASES  # (len(rows), 3 R), in (channel, row) order
     np.abs(vals, out=vals)
     flat = vals.reshape(-1)
-    # where each step starts in ``flat``: three values per pair of every selected row before
-    # the step's first pair, plus the pairs of its own row before it when that row is selected
+    # where each step of each channel starts in ``flat``: three values per pair of every
+    # selected row before the step's first pair, plus the pairs of its own row before it when
+    # that row is selected; a last entry per channel closes its last step (the padding pairs
+    # of a last partial row come after it)
     bounds = np.arange(n_steps + 1) * step
     bounds[-1] = n
     row, col = bounds // R, bounds % R
-    inside = selected[np.minimum(row, n_rows - 1)] & (row < n_rows)
-    at = np.searchsorted(rows, row) * (3 * R) + np.where(inside, 3 * col, 0)
-    flat = flat[:at[-1]]  # pairs past the end of the signal (padding) are not the signal's
-    nonempty = np.flatnonzero(at[1:] > at[:-1])
-    tp = sample_peak.copy()
-    tp[nonempty] = np.maximum(tp[nonempty], np.maximum.reduceat(flat, at[nonempty]))
-    return tp
+    inside = selected[:, np.minimum(row, n_rows - 1)] & (row < n_rows)
+    rows_before = np.searchsorted(chans * n_rows + rows,
+                                  np.arange(ch)[:, None] * n_rows + row[None, :])
+    at = (rows_before * (3 * R) + np.where(inside, 3 * col, 0)).ravel()
+    length = np.diff(at, append=at[-1])
+    used = np.flatnonzero(length > 0)
+    interpolated = np.zeros(at.shape, dtype=np.float32)
+    interpolated[used] = np.maximum.reduceat(flat[:at[-1]], at[used])
+    tp = np.maximum(sample_peak, interpolated.reshape(ch, n_steps + 1)[:, :n_steps])
+    return tp.max(axis=0)
 
 
 _FILTER_CACHE: dict[bytes, tuple] = {}
@@ -342,7 +364,7 @@ class LoudnessMeter:
         self._pending = np.zeros((0,), dtype=np.float32)  # summed squares not yet a full step
         self._ms: list[np.ndarray] = []
         self._tp: list[np.ndarray] = []
-        self._tail = np.zeros((channels, 2 * _TP_HALF), dtype=np.float32)
+        self._tail = np.zeros((channels, _TP_HALF), dtype=np.float32)  # left context
         self._tp_pending = np.zeros((channels, 0), dtype=np.float32)
 
     def feed(self, block: np.ndarray) -> None:
@@ -359,14 +381,15 @@ class LoudnessMeter:
             self._add_squares(self._filter(buf[:, :n_filter]))
         # true peak: whole steps, with the previous samples as left context and the next
         # _TP_HALF as right context (held back until they arrive)
-        buf = np.concatenate([self._tp_pending, x], axis=1)
-        n_tp = max(0, buf.shape[1] - _TP_HALF) // self.step
+        pending = self._tp_pending.shape[1]
+        n_tp = max(0, pending + x.shape[1] - _TP_HALF) // self.step
         if n_tp:
             end = n_tp * self.step
-            self._emit_tp(buf[:, :end], buf[:, end:end + _TP_HALF])
-            self._tp_pending = buf[:, end:]
+            self._emit_tp([self._tp_pending, x], end)
+            self._tp_pending = (np.concatenate([self._tp_pending[:, end:], x], axis=1)
+                                if end < pending else x[:, end - pending:].copy())
         else:
-            self._tp_pending = buf
+            self._tp_pending = np.concatenate([self._tp_pending, x], axis=1)
 
     _quantum = BlockFilter.ROW * BlockFilter.GROUP
 
@@ -383,19 +406,24 @@ class LoudnessMeter:
                 axis=1, dtype=np.float64) / self.step)
         self._pending = sq[n_full * self.step:]
 
-    def _emit_tp(self, core: np.ndarray, right: np.ndarray | None = None) -> None:
-        # context: the previous samples on the left, the next ones (zeros at the end of the
-        # file) on the right
-        left = self._tail[:, -_TP_HALF:]
-        if right is None:
-            right = np.zeros((core.shape[0], _TP_HALF), dtype=np.float32)
-        peaks = None
-        for ch in range(core.shape[0]):
-            x = np.concatenate([left[ch], core[ch], right[ch]])
-            p = _block_true_peak(x, self.step)
-            peaks = p if peaks is None else np.maximum(peaks, p)
-        self._tp.append(peaks)
-        self._tail = core[:, -2 * _TP_HALF:] if core.shape[1] >= 2 * _TP_HALF else self._tail
+    def _emit_tp(self, pieces: list[np.ndarray], n: int) -> None:
+        """True peak of the next ``n`` frames: the start of ``pieces`` (channels, frames)
+        joined, whose next ``_TP_HALF`` frames, where present, are the right context (zeros
+        at the end of the file)."""
+        # one buffer, laid out and padded as _block_true_peak reads it without a copy:
+        # left context, the n frames, right context, zeros
+        h = _TP_HALF
+        x = np.empty((self.channels, -(-n // _TP_ROW) * _TP_ROW + 2 * h),
+                     dtype=np.float32)
+        x[:, :h] = self._tail
+        at = h
+        for piece in pieces:
+            take = min(piece.shape[1], n + 2 * h - at)
+            x[:, at:at + take] = piece[:, :take]
+            at += take
+        x[:, at:] = 0.0
+        self._tp.append(_block_true_peak(x, self.step, n))
+        self._tail = x[:, n:n + h].copy()  # the last h of left context and block
 
     def result(self) -> LoudnessTrack:
         """Flush and return the per-step measurements."""
@@ -412,7 +440,7 @@ class LoudnessMeter:
         if self._tp_pending.shape[1]:
             core = self._tp_pending
             self._tp_pending = np.zeros((self.channels, 0), dtype=np.float32)
-            self._emit_tp(core)
+            self._emit_tp([core], core.shape[1])
         ms = np.concatenate(self._ms) if self._ms else np.zeros(0)
         tp = np.concatenate(self._tp) if self._tp else np.zeros(0, dtype=np.float32)
         n = min(len(ms), len(tp))
