@@ -103,7 +103,8 @@ def _block_true_peak(x: np.ndarray, step: int, n: int | None = None) -> np.ndarr
     Args:
         x: float32, shape (channels, frames) or (frames,): ``_TP_HALF`` samples of left
             context, the block's ``n`` samples, ``_TP_HALF`` of right context, then
-            optionally zeros (with ``_TP_ROW`` dividing ``n + 2 * _TP_HALF``, no copy is made).
+            optionally zeros; with ``frames >= ceil(n / _TP_ROW) * _TP_ROW + 2 * _TP_HALF``
+            (the last row whole) it is read in place, otherwise copied and zero-padded.
         step: samples per step.
         n: the block's length (default: ``frames - 2 * _TP_HALF``).
 
