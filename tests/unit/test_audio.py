@@ -103,3 +103,30 @@ def test_block_resampler_equals_resample_poly_of_the_whole_signal(sr_in):
         want = resample_poly(y, up, down, window=_resample_taps(up, down))
         assert len(got) == len(want)
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"),
+                                         ("WAV", "PCM_24"), ("WAV", "FLOAT")])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_decoded_samples_are_libsndfiles_float_samples(tmp_path, fmt, subtype, channels):
+    """Over several read blocks (the read buffer is reused) the analysis signal at the native
+    rate is exactly the mono mix of libsndfile's float32 samples, and the loudness is the
+    meter's on them: 16-bit PCM, scaled by the decoder itself, gives the same samples."""
+    from loopmind.library.analysis.loudness import measure
+    from loopmind.library.audio import BLOCK_FRAMES
+
+    sr = 22050
+    rng = np.random.default_rng(440)
+    n = 3 * BLOCK_FRAMES + 1234
+    y = np.clip(rng.standard_normal((n, channels)) * 0.3, -1, 1)
+    y[1000] = 1.0  # full scale: the largest 16-bit sample
+    y[2000] = -1.0
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, y, sr, format=fmt, subtype=subtype)
+    want, _ = sf.read(path, dtype="float32", always_2d=True)
+    d = decode(path, sr=sr)
+    mono = want[:, 0] if channels == 1 else (want[:, 0] + want[:, 1]) * np.float32(0.5)
+    np.testing.assert_array_equal(d.y, mono)
+    ref = measure(want, sr)
+    np.testing.assert_allclose(d.loudness.mean_square, ref.mean_square, rtol=1e-6)
+    np.testing.assert_allclose(d.loudness.true_peak, ref.true_peak, rtol=1e-6)

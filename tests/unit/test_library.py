@@ -308,3 +308,15 @@ def test_new_file_fast_path_writes_what_the_orm_path_writes(folder, tmp_path, mo
         rows = session.exec(select(AudioFile)).all()
         assert all(r.indexed_at.year >= 2026 for r in rows)
     lib.close()
+
+
+@pytest.mark.parametrize("size", [1, 1000, (1 << 20) + 17])
+def test_file_hash_is_blake2b_128_of_the_content(tmp_path, size):
+    """Stored content hashes stay comparable: the digest is BLAKE2b-128 of the bytes."""
+    from loopmind.library.pipeline import file_hash
+
+    data = os.urandom(size)
+    path = tmp_path / "x.wav"
+    path.write_bytes(data)
+    assert file_hash(path) == hashlib.blake2b(data, digest_size=16).hexdigest()
+    assert file_hash(str(path)) == file_hash(path)

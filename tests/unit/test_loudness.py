@@ -32,6 +32,24 @@ def test_streaming_equals_one_block():
     assert streamed.true_peak_db() == pytest.approx(whole.true_peak_db(), abs=0.05)
 
 
+def test_feed_keeps_no_reference_to_the_block():
+    """decode reads every block into the same buffer: overwriting it after feed changes
+    nothing."""
+    sr = 44100
+    rng = np.random.default_rng(440)
+    y = (rng.standard_normal((sr * 3, 2)) * 0.2).astype(np.float32)
+    meter = LoudnessMeter(sr, 2)
+    buf = np.empty((3001, 2), dtype=np.float32)
+    for a in range(0, len(y), 3001):  # not a multiple of the filter's or the step's length
+        block = buf[:len(y[a:a + 3001])]
+        block[...] = y[a:a + 3001]
+        meter.feed(block)
+        buf[...] = rng.standard_normal(buf.shape)  # the next read
+    got, want = meter.result(), measure(y, sr)
+    np.testing.assert_allclose(got.mean_square, want.mean_square, rtol=1e-6)
+    np.testing.assert_allclose(got.true_peak, want.true_peak, rtol=1e-6)
+
+
 def test_true_peak_finds_inter_sample_peak():
     sr = 44100
     t = np.arange(sr) / sr
@@ -163,3 +181,115 @@ def test_true_peak_shortcut_equals_full_oversampling(sr):
         assert np.abs(diff[loud]).max() < 0.1, (name, np.abs(diff[loud]).max())
         if name == "fs4_sine":
             assert 20 * np.log10(got.max()) == pytest.approx(0.0, abs=0.1)
+
+
+def _pairwise_true_peak(x: np.ndarray, step: int) -> np.ndarray:
+    """The candidate rule pair by pair (the meter's first implementation): every pair with a
+    sample at or above ``_TP_CANDIDATE_RATIO`` of its step's sample peak is interpolated."""
+    from loopmind.library.analysis.loudness import _TP_CANDIDATE_RATIO, _TP_FILTER, _TP_HALF
+
+    core = x[_TP_HALF:len(x) - _TP_HALF].astype(np.float64)
+    n = len(core)
+    ax = np.abs(core)
+    steps = np.arange(n) // step
+    sample_peak = np.zeros(-(-n // step))
+    np.maximum.at(sample_peak, steps, ax)
+    loud = (ax >= sample_peak[steps] * _TP_CANDIDATE_RATIO) & (ax > 0)
+    start = loud.copy()
+    start[:-1] |= loud[1:]
+    cand = np.flatnonzero(start)
+    win = np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), 2 * _TP_HALF)
+    tp = sample_peak.copy()
+    if len(cand):
+        vals = np.abs(win[cand + 1] @ _TP_FILTER[1:].T).max(axis=1)
+        np.maximum.at(tp, steps[cand], vals)
+    return tp
+
+
+def _full_block_true_peak(x: np.ndarray, step: int) -> np.ndarray:
+    """Every pair of a context-padded block interpolated (the reference of both rules)."""
+    from loopmind.library.analysis.loudness import _TP_FILTER, _TP_HALF
+
+    n = len(x) - 2 * _TP_HALF
+    win = np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), 2 * _TP_HALF)
+    up = np.maximum(np.abs(win[1:n + 1] @ _TP_FILTER.T).max(axis=1),
+                    np.abs(x[_TP_HALF:_TP_HALF + n]))
+    tp = np.zeros(-(-n // step))
+    np.maximum.at(tp, np.arange(n) // step, up)
+    return tp
+
+
+def _edge_blocks() -> dict[str, np.ndarray]:
+    """Context-padded blocks (16 samples each side) whose candidates sit where the row-wise
+    evaluation could lose them: row and step edges, the first and last sample, lengths that
+    are not a multiple of the row, silence, clipping."""
+    from loopmind.library.analysis.loudness import _TP_HALF, _TP_ROW
+
+    rng = np.random.default_rng(440)
+    R, h = _TP_ROW, _TP_HALF
+    out = {}
+    for n in (1, 2, R - 1, R, R + 1, 3 * R + 5, 100, 441, 1000):
+        y = np.zeros(n + 2 * h, dtype=np.float32)
+        y[h] = 0.9  # first sample of the core
+        y[h + n - 1] = -0.8  # last sample of the core
+        y[-h:] = 0.7  # loud right context: only read, never a candidate of its own
+        out[f"edges_{n}"] = y
+    for n in (1, 7, 441):
+        out[f"silence_{n}"] = np.zeros(n + 2 * h, dtype=np.float32)
+    y = np.zeros(1000 + 2 * h, dtype=np.float32)
+    for c in (R - 1, 2 * R, 5 * R - 1, 99, 100, 199, 200):  # row and step (100) edges
+        y[h + c], y[h + c + 1] = 0.6, -0.6  # alternating pair: a large inter-sample peak
+    out["pairs_on_edges"] = y
+    y = np.zeros(1000 + 2 * h, dtype=np.float32)
+    for c in (3 * R, 7 * R):
+        # the step's true peak lies in the pair that ends on a row's first sample, and only
+        # that sample is a candidate: the row before must be interpolated for it
+        y[h + c - 2:h + c + 2] = (-0.49, 0.49, 1.0, -0.2)
+    out["peak_in_pair_into_row"] = y
+    noise = rng.standard_normal(1000 + 2 * h).astype(np.float32)
+    out["noise"] = noise * 0.3
+    out["clipped"] = np.clip(noise * 2.0, -1.0, 1.0)
+    t = np.arange(1000 + 2 * h)
+    out["fs4_sine"] = np.sin(np.pi / 2 * t + np.pi / 4).astype(np.float32)
+    quiet = noise * 1e-3
+    quiet[h + 350] = 0.5  # one loud sample in a quiet step
+    out["one_loud_sample"] = quiet
+    return out
+
+
+@pytest.mark.parametrize("name", list(_edge_blocks()))
+def test_row_true_peak_covers_every_candidate_pair(name):
+    """Rows of pairs are interpolated whole, so every step reads at least what the pair rule
+    reads (and never more than full oversampling), at row and step edges too."""
+    from loopmind.library.analysis.loudness import _block_true_peak
+
+    x = _edge_blocks()[name]
+    step = 100
+    # mono, and stereo with a second channel whose candidates sit elsewhere
+    for x in (x, np.stack([x, -0.7 * x[::-1]]), np.stack([np.zeros_like(x), x])):
+        channels = np.atleast_2d(x)
+        got = _block_true_peak(x, step).astype(np.float64)
+        pairwise = np.max([_pairwise_true_peak(c, step) for c in channels], axis=0)
+        full = np.max([_full_block_true_peak(c, step) for c in channels], axis=0)
+        assert got.shape == pairwise.shape == full.shape
+        np.testing.assert_array_less(pairwise - 1e-6 * (1 + pairwise), got)
+        np.testing.assert_array_less(got, full + 1e-6 * (1 + full))
+        if name.startswith("silence"):
+            assert not got.any()
+
+
+@pytest.mark.parametrize("n", [1, 2, 17, 4409, 4410, 4411, 65537])
+def test_true_peak_of_short_and_odd_lengths_equals_full_oversampling(n):
+    """Files of one sample, shorter than a row or a step, and just past a feed block: the
+    whole-file true peak is full 4x oversampling's to 0.005 dB (the shortcut's promise)."""
+    sr = 44100
+    rng = np.random.default_rng(440)
+    y = np.clip(rng.standard_normal((n, 2)) * 0.5, -1, 1).astype(np.float32)
+    y[n // 2] = [1.0, -1.0]  # clipped: full scale on both channels
+    meter = LoudnessMeter(sr, 2)
+    for a in range(0, n, 65536):
+        meter.feed(y[a:a + 65536])
+    got = meter.result().true_peak
+    full = _full_true_peak(y, int(sr * 0.1))
+    assert len(got) == len(full)
+    assert np.abs(20 * np.log10(got / full)).max() < 0.005

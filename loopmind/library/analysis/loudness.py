@@ -70,48 +70,111 @@ _TP_PHASES = _TP_FILTER[1:].astype(np.float32)  # the three phases between sampl
 # step's true peak; tests/unit/test_loudness.py checks this against full 4x oversampling
 _TP_CANDIDATE_RATIO = 0.5
 
+# pairs are interpolated a row of _TP_ROW at a time: a row holding one candidate pair is
+# computed whole, as one product with a banded matrix. A gather of single 32-sample windows
+# and a 3-row product cost more per candidate than a whole row does, and 16 booleans are two
+# 64-bit words, so finding the rows with a candidate costs two integer operations per row
+_TP_ROW = 16
 
-def _block_true_peak(x: np.ndarray, step: int) -> np.ndarray:
-    """Per-step true peak of one channel (linear), only oversampling near large samples.
+
+def _row_phases(row: int) -> np.ndarray:
+    """(row + taps - 1, 3 * row) float32: inputs ``x[c + 1 : c + 1 + taps]`` of the row's pairs
+    to the three fractional positions of each pair, column ``3 * i + p`` for the row's pair
+    ``i`` at ``i + (p + 1) / 4``."""
+    taps = _TP_PHASES.shape[1]
+    out = np.zeros((row + taps - 1, 3 * row), dtype=np.float32)
+    for i in range(row):
+        out[i:i + taps, 3 * i:3 * i + 3] = _TP_PHASES.T
+    out.setflags(write=False)
+    return out
+
+
+_TP_ROW_PHASES = _row_phases(_TP_ROW)
+
+
+def _block_true_peak(x: np.ndarray, step: int, n: int | None = None) -> np.ndarray:
+    """Per-step true peak (linear, the largest over channels) of a block, only oversampling
+    near large samples.
 
     The interpolated peak between two samples exceeds the step's sample peak only where at
-    least one of the two is within 6 dB of it (``_TP_CANDIDATE_RATIO``), so only those pairs
-    are interpolated: every sample at or above the ratio, on both of its sides. ``x``
-    carries ``_TP_HALF`` samples of context on both sides.
+    least one of the two is within 6 dB of it (``_TP_CANDIDATE_RATIO``), so only rows of
+    ``_TP_ROW`` pairs holding such a pair are interpolated.
+
+    Args:
+        x: float32, shape (channels, frames) or (frames,): ``_TP_HALF`` samples of left
+            context, the block's ``n`` samples, ``_TP_HALF`` of right context, then
+            optionally zeros; with ``frames >= ceil(n / _TP_ROW) * _TP_ROW + 2 * _TP_HALF``
+            (the last row whole) it is read in place, otherwise copied and zero-padded.
+        step: samples per step.
+        n: the block's length (default: ``frames - 2 * _TP_HALF``).
+
+    Returns:
+        shape (ceil(n / step),).
     """
-    core = x[_TP_HALF:len(x) - _TP_HALF]
-    n = len(core)
-    n_steps = int(np.ceil(n / step))
-    ax = np.abs(core)
+    R, taps = _TP_ROW, _TP_PHASES.shape[1]
+    x = np.atleast_2d(x)
+    ch = x.shape[0]
+    if n is None:
+        n = x.shape[1] - 2 * _TP_HALF
+    n_steps = -(-n // step)
+    n_rows = -(-n // R)
+    # row j of a channel reads x[j R + 1 : j R + R + taps]: zero-pad so the last row is whole
+    width = n_rows * R + taps
+    if x.shape[1] < width or x.dtype != np.float32 or not x.flags.c_contiguous:
+        padded = np.zeros((ch, max(width, x.shape[1])), dtype=np.float32)
+        padded[:, :x.shape[1]] = x
+        x = padded
+    ax = np.abs(x[:, _TP_HALF:_TP_HALF + n])
     n_full = n // step
-    sample_peak = np.zeros(n_steps, dtype=np.float32)
+    sample_peak = np.zeros((ch, n_steps), dtype=np.float32)
     if n_full:
-        sample_peak[:n_full] = ax[:n_full * step].reshape(n_full, step).max(axis=1)
+        sample_peak[:, :n_full] = ax[:, :n_full * step].reshape(ch, n_full, step).max(axis=2)
     if n_full < n_steps:
-        sample_peak[n_full] = ax[n_full * step:].max()
-    threshold = sample_peak * _TP_CANDIDATE_RATIO
-    loud = np.empty(n, dtype=bool)
+        sample_peak[:, n_full] = ax[:, n_full * step:].max(axis=1)
+    # a silent step has no candidates (an infinite threshold)
+    threshold = np.where(sample_peak > 0, sample_peak * _TP_CANDIDATE_RATIO, np.inf)
+    # loud[c, i]: sample i of channel c is a candidate; one row of padding so that row j can
+    # look at the first sample of row j + 1 (the pair that crosses into it)
+    loud = np.zeros((ch, (n_rows + 1) * R), dtype=bool)
     if n_full:
-        np.greater_equal(ax[:n_full * step].reshape(n_full, step), threshold[:n_full, None],
-                         out=loud[:n_full * step].reshape(n_full, step))
+        np.greater_equal(ax[:, :n_full * step].reshape(ch, n_full, step),
+                         threshold[:, :n_full, None],
+                         out=loud[:, :n_full * step].reshape(ch, n_full, step))
     if n_full < n_steps:
-        np.greater_equal(ax[n_full * step:], threshold[n_full], out=loud[n_full * step:])
-    loud &= ax > 0
-    # the pair (c, c + 1) is interpolated at c + 1/4, 1/2, 3/4: every loud sample and the
-    # sample before each loud one start a pair
-    start = loud.copy()
-    start[:-1] |= loud[1:]
-    cand = np.flatnonzero(start)
-    if len(cand) == 0:
-        return sample_peak
-    # x[c + 1 : c + 1 + taps] is the filter's reach around core sample c: gather those rows
-    # from a strided view (one contiguous copy per candidate) and apply the three fractional
-    # phases as one float32 product
-    windows = np.lib.stride_tricks.sliding_window_view(x, _TP_FILTER.shape[1])[cand + 1]
-    vals = np.abs(_TP_PHASES @ windows.T).max(axis=0)  # fractional positions
-    tp = sample_peak.copy()
-    np.maximum.at(tp, cand // step, vals)
-    return tp
+        np.greater_equal(ax[:, n_full * step:], threshold[:, n_full:],
+                         out=loud[:, n_full * step:n])
+    words = loud.view(np.uint64).reshape(ch, n_rows + 1, R // 8)[:, :n_rows]
+    any_loud = words[..., 0].copy()
+    for k in range(1, R // 8):
+        any_loud |= words[..., k]
+    selected = any_loud != 0
+    selected |= loud[:, R::R]  # the row's last pair ends on the next row's first sample
+    chans, rows = np.nonzero(selected)  # in (channel, row) order
+    if len(rows) == 0:
+        return sample_peak.max(axis=0)
+    size = x.itemsize
+    windows = np.lib.stride_tricks.as_strided(
+        x[:, 1:], (ch, n_rows, R + taps - 1), (x.strides[0], R * size, size))
+    vals = windows[chans, rows] @ _TP_ROW_PHASES  # (len(rows), 3 R), in (channel, row) order
+    np.abs(vals, out=vals)
+    flat = vals.reshape(-1)
+    # where each step of each channel starts in ``flat``: three values per pair of every
+    # selected row before the step's first pair, plus the pairs of its own row before it when
+    # that row is selected; a last entry per channel closes its last step (the padding pairs
+    # of a last partial row come after it)
+    bounds = np.arange(n_steps + 1) * step
+    bounds[-1] = n
+    row, col = bounds // R, bounds % R
+    inside = selected[:, np.minimum(row, n_rows - 1)] & (row < n_rows)
+    rows_before = np.searchsorted(chans * n_rows + rows,
+                                  np.arange(ch)[:, None] * n_rows + row[None, :])
+    at = (rows_before * (3 * R) + np.where(inside, 3 * col, 0)).ravel()
+    length = np.diff(at, append=at[-1])
+    used = np.flatnonzero(length > 0)
+    interpolated = np.zeros(at.shape, dtype=np.float32)
+    interpolated[used] = np.maximum.reduceat(flat[:at[-1]], at[used])
+    tp = np.maximum(sample_peak, interpolated.reshape(ch, n_steps + 1)[:, :n_steps])
+    return tp.max(axis=0)
 
 
 _FILTER_CACHE: dict[bytes, tuple] = {}
@@ -164,9 +227,10 @@ class BlockFilter:
     is its zero-state response (one product with the Toeplitz matrix of the impulse response)
     plus the free response of the state at the row's start. The row-start states come from
     the rows' inputs through two more levels of the same idea (``GROUP`` rows, then up to
-    ``PIECE`` groups), so there is no per-sample or per-row Python loop. Products run in
-    float32 except the group-level state recursion (float64); the output agrees with a
-    float64 ``sosfilt`` to about 1e-7 relative in mean square.
+    ``PIECE`` groups), so there is no per-sample or per-row Python loop. A row's output is
+    one float32 product of the row's samples and its start state, side by side, with the
+    Toeplitz matrix stacked on the free-response matrix; the state recursion runs in float64.
+    The output agrees with a float64 ``sosfilt`` to about 1e-7 relative in mean square.
 
     Feed lengths must be whole multiples of ``ROW * GROUP``; the meter keeps the rest.
     """
@@ -177,7 +241,7 @@ class BlockFilter:
         key = np.asarray(sos, dtype=np.float64).tobytes()
         if key not in _FILTER_CACHE:
             _FILTER_CACHE[key] = self._matrices(sos)
-        (self.n, self.toeplitz, self.free, self.to_state, self.within, self.start_powers,
+        (self.n, self.response, self.to_state, self.within, self.start_powers,
          self.group_input, self.across, self.group_powers) = _FILTER_CACHE[key]
         self.state = np.zeros((channels, self.n))
 
@@ -193,6 +257,8 @@ class BlockFilter:
         lag = i[None, :] - i[:, None]  # output sample - input sample
         toeplitz = np.where(lag >= 0, h[np.clip(lag, 0, L - 1)], 0.0).astype(np.float32)
         free = np.stack([C @ pw[k] for k in range(L)], axis=1)
+        # (row samples, start state) -> row output: zero-state plus free response
+        response = np.concatenate([toeplitz, free.astype(np.float32)], axis=0)
         to_state = np.stack([pw[L - 1 - k] @ B for k in range(L)]).astype(np.float32)
         phi = _powers(pw[L], M, n)  # powers of the one-row transition
         # within a group (row vectors): state before row j = sum over rows k < j of U_k
@@ -203,7 +269,7 @@ class BlockFilter:
         big = _powers(phi[M], G, n)  # powers of the one-group transition
         across = _strictly_upper(big, G, n)
         group_powers = np.concatenate([big[g].T for g in range(G + 1)], axis=1)
-        out = (n, toeplitz, free, to_state, within, start_powers, group_input, across,
+        out = (n, response, to_state, within, start_powers, group_input, across,
                group_powers)
         for a in out[1:]:
             a.setflags(write=False)
@@ -219,8 +285,10 @@ class BlockFilter:
             return np.concatenate([self(x[:, a:a + piece]) for a in range(0, N, piece)],
                                   axis=1)
         n_rows, n_groups = N // L, N // (L * M)
-        X = np.ascontiguousarray(x, dtype=np.float32).reshape(ch * n_rows, L)
-        Y = X @ self.toeplitz
+        # each row's samples, then (below) its start state: one product gives the output
+        XS = np.empty((ch * n_rows, L + n), dtype=np.float32)
+        X = XS[:, :L]
+        X.reshape(ch, n_rows, L)[...] = x.reshape(ch, n_rows, L)
         U = (X @ self.to_state).reshape(ch * n_groups, M * n)
         U64 = U.astype(np.float64)
         W = (U64 @ self.group_input).reshape(ch, n_groups * n)
@@ -228,8 +296,8 @@ class BlockFilter:
         starts = self.state @ self.group_powers[:, :k] + W @ self.across[:k, :k]
         self.state = starts[:, k - n:] @ self.group_powers[:, n:2 * n] + W[:, k - n:]
         S = starts.reshape(ch * n_groups, n) @ self.start_powers + U64 @ self.within
-        Y += (S.reshape(ch * n_rows, n) @ self.free).astype(np.float32)
-        return Y.reshape(ch, N)
+        XS[:, L:] = S.reshape(ch * n_rows, n)
+        return (XS @ self.response).reshape(ch, N)
 
 
 @dataclass
@@ -297,30 +365,32 @@ class LoudnessMeter:
         self._pending = np.zeros((0,), dtype=np.float32)  # summed squares not yet a full step
         self._ms: list[np.ndarray] = []
         self._tp: list[np.ndarray] = []
-        self._tail = np.zeros((channels, 2 * _TP_HALF), dtype=np.float32)
+        self._tail = np.zeros((channels, _TP_HALF), dtype=np.float32)  # left context
         self._tp_pending = np.zeros((channels, 0), dtype=np.float32)
 
     def feed(self, block: np.ndarray) -> None:
-        """Add a block of shape (frames, channels), float32."""
+        """Add a block of shape (frames, channels), float32. The meter keeps no reference to
+        ``block``: the caller may reuse its buffer."""
         if block.size == 0:
             return
         x = np.asarray(block, dtype=np.float32).T  # (channels, frames)
         buf = np.concatenate([self._unfiltered, x], axis=1) if self._unfiltered.shape[1] \
             else x
         n_filter = buf.shape[1] // self._quantum * self._quantum
-        self._unfiltered = buf[:, n_filter:]
+        self._unfiltered = buf[:, n_filter:].copy()
         if n_filter:
             self._add_squares(self._filter(buf[:, :n_filter]))
         # true peak: whole steps, with the previous samples as left context and the next
         # _TP_HALF as right context (held back until they arrive)
-        buf = np.concatenate([self._tp_pending, x], axis=1)
-        n_tp = max(0, buf.shape[1] - _TP_HALF) // self.step
+        pending = self._tp_pending.shape[1]
+        n_tp = max(0, pending + x.shape[1] - _TP_HALF) // self.step
         if n_tp:
             end = n_tp * self.step
-            self._emit_tp(buf[:, :end], buf[:, end:end + _TP_HALF])
-            self._tp_pending = buf[:, end:]
+            self._emit_tp([self._tp_pending, x], end)
+            self._tp_pending = (np.concatenate([self._tp_pending[:, end:], x], axis=1)
+                                if end < pending else x[:, end - pending:].copy())
         else:
-            self._tp_pending = buf
+            self._tp_pending = np.concatenate([self._tp_pending, x], axis=1)
 
     _quantum = BlockFilter.ROW * BlockFilter.GROUP
 
@@ -337,19 +407,24 @@ class LoudnessMeter:
                 axis=1, dtype=np.float64) / self.step)
         self._pending = sq[n_full * self.step:]
 
-    def _emit_tp(self, core: np.ndarray, right: np.ndarray | None = None) -> None:
-        # context: the previous samples on the left, the next ones (zeros at the end of the
-        # file) on the right
-        left = self._tail[:, -_TP_HALF:]
-        if right is None:
-            right = np.zeros((core.shape[0], _TP_HALF), dtype=np.float32)
-        peaks = None
-        for ch in range(core.shape[0]):
-            x = np.concatenate([left[ch], core[ch], right[ch]])
-            p = _block_true_peak(x, self.step)
-            peaks = p if peaks is None else np.maximum(peaks, p)
-        self._tp.append(peaks)
-        self._tail = core[:, -2 * _TP_HALF:] if core.shape[1] >= 2 * _TP_HALF else self._tail
+    def _emit_tp(self, pieces: list[np.ndarray], n: int) -> None:
+        """True peak of the next ``n`` frames: the start of ``pieces`` (channels, frames)
+        joined, whose next ``_TP_HALF`` frames, where present, are the right context (zeros
+        at the end of the file)."""
+        # one buffer, laid out and padded as _block_true_peak reads it without a copy:
+        # left context, the n frames, right context, zeros
+        h = _TP_HALF
+        x = np.empty((self.channels, -(-n // _TP_ROW) * _TP_ROW + 2 * h),
+                     dtype=np.float32)
+        x[:, :h] = self._tail
+        at = h
+        for piece in pieces:
+            take = min(piece.shape[1], n + 2 * h - at)
+            x[:, at:at + take] = piece[:, :take]
+            at += take
+        x[:, at:] = 0.0
+        self._tp.append(_block_true_peak(x, self.step, n))
+        self._tail = x[:, n:n + h].copy()  # the last h of left context and block
 
     def result(self) -> LoudnessTrack:
         """Flush and return the per-step measurements."""
@@ -366,7 +441,7 @@ class LoudnessMeter:
         if self._tp_pending.shape[1]:
             core = self._tp_pending
             self._tp_pending = np.zeros((self.channels, 0), dtype=np.float32)
-            self._emit_tp(core)
+            self._emit_tp([core], core.shape[1])
         ms = np.concatenate(self._ms) if self._ms else np.zeros(0)
         tp = np.concatenate(self._tp) if self._tp else np.zeros(0, dtype=np.float32)
         n = min(len(ms), len(tp))
