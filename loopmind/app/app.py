@@ -481,9 +481,7 @@ class LoopMindApp(LibraryJobs, Playback, App[None]):
         name = words[:40] or "song"
         if song.seed is not None:
             name += f"-seed{song.seed}"
-        from loopmind.generate.compose import default_out_dir
-
-        return str(default_out_dir(name))
+        return str(self.settings.songs_path / name)
 
     def _export(self, request: ExportRequest | None) -> None:
         if request is None:
