@@ -65,6 +65,16 @@ def log_mel_patch(y: np.ndarray, sr: int) -> np.ndarray:
     return out
 
 
+def balanced_sampling(yi: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Sampling probabilities that give every class the same total weight (each item's
+    weight ``w`` divided by its class's total, normalized)."""
+    tot = collections.defaultdict(float)
+    for c, wi in zip(yi, w):
+        tot[c] += wi
+    p = np.array([wi / tot[c] for c, wi in zip(yi, w)])
+    return p / p.sum()
+
+
 def train_cnn(X: np.ndarray, y: np.ndarray, base_w: np.ndarray, classes: list[str], *,
               epochs: int = CNN_EPOCHS, seed: int = SEED):
     """A small CNN on log-mel patches (n, 64, N_FRAMES), class-balanced sampling.
@@ -97,11 +107,7 @@ def train_cnn(X: np.ndarray, y: np.ndarray, base_w: np.ndarray, classes: list[st
             return self.head(torch.dropout(self.emb(x), 0.3, self.training))
 
     yi = np.array([classes.index(c) for c in y])
-    tot = collections.defaultdict(float)
-    for c, w in zip(yi, base_w):
-        tot[c] += w
-    p = np.array([w / tot[c] for c, w in zip(yi, base_w)])
-    p /= p.sum()
+    p = balanced_sampling(yi, base_w)
     net = Net(len(classes))
     opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-3)
     Xt, Yt = torch.tensor(X), torch.tensor(yi)

@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import bench_similar as bs  # noqa: E402
 from benchmarks import train_role as tr  # noqa: E402
 from benchmarks.common import machine, write_result  # noqa: E402
+from benchmarks.explore_similar import balanced_sampling  # noqa: E402
 from loopmind.index.embed import FeatureEmbedder, load_constants  # noqa: E402
 from loopmind.library.analysis.role import ROLES  # noqa: E402
 
@@ -112,11 +113,7 @@ def train_metric(X: np.ndarray, y: np.ndarray, w: np.ndarray, *, linear: bool = 
     rng = np.random.default_rng(seed)
     classes = sorted(set(y))
     yi = np.array([classes.index(c) for c in y])
-    tot = collections.defaultdict(float)
-    for c, wi in zip(yi, w):
-        tot[c] += wi
-    p = np.array([wi / tot[c] for c, wi in zip(yi, w)])
-    p /= p.sum()
+    p = balanced_sampling(yi, w)
     f = nn.Linear(X.shape[1], 64, bias=False) if linear else nn.Sequential(
         nn.Linear(X.shape[1], 256), nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, 64))
     opt = torch.optim.AdamW(f.parameters(), lr, weight_decay=1e-4)
