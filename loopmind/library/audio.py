@@ -300,6 +300,18 @@ def _resampler(sr_in: int, sr_out: int):
     return _BlockResampler(*_rational(sr_in, sr_out))
 
 
+def _blocks(f, buf: np.ndarray):
+    """``f.blocks(out=buf)`` that also reads files libsndfile cannot seek in (GSM 6.10 WAV,
+    some ADPCM variants), for which ``blocks`` refuses to start; blocks are views of ``buf``."""
+    while True:
+        block = f.read(len(buf), dtype=buf.dtype.name, always_2d=True, out=buf)
+        if len(block) == 0:
+            return
+        yield block
+        if len(block) < len(buf):  # libsndfile reads short only at the end
+            return
+
+
 def _float_blocks(f, subtype: str):
     """Blocks of a soundfile.SoundFile as float32 (frames, channels), read into one reused
     buffer: a block is valid until the next one is read.
@@ -310,10 +322,10 @@ def _float_blocks(f, subtype: str):
     """
     out = np.empty((BLOCK_FRAMES, f.channels), dtype=np.float32)
     if subtype != "PCM_16":
-        yield from f.blocks(dtype="float32", always_2d=True, out=out)
+        yield from _blocks(f, out)
         return
     raw = np.empty((BLOCK_FRAMES, f.channels), dtype=np.int16)
-    for block in f.blocks(dtype="int16", always_2d=True, out=raw):
+    for block in _blocks(f, raw):
         yield np.multiply(block, np.float32(1.0 / 32768.0), out=out[:len(block)],
                           dtype=np.float32)
 

@@ -130,3 +130,25 @@ def test_decoded_samples_are_libsndfiles_float_samples(tmp_path, fmt, subtype, c
     ref = measure(want, sr)
     np.testing.assert_allclose(d.loudness.mean_square, ref.mean_square, rtol=1e-6)
     np.testing.assert_allclose(d.loudness.true_peak, ref.true_peak, rtol=1e-6)
+
+
+@pytest.mark.parametrize("fmt,subtype,channels", [
+    ("WAV", "GSM610", 1), ("WAV", "IMA_ADPCM", 2), ("WAV", "MS_ADPCM", 2), ("WAV", "ULAW", 2),
+    ("WAV", "ALAW", 1), ("WAV", "PCM_U8", 2), ("AIFF", "PCM_S8", 1), ("WAV", "DOUBLE", 2)])
+def test_other_wav_codecs_decode_to_libsndfiles_samples(tmp_path, fmt, subtype, channels):
+    """Older sample libraries hold 8-bit, mu-law, ADPCM and GSM 6.10 WAVs. libsndfile cannot
+    seek in some of them (GSM 6.10), which ``SoundFile.blocks`` refuses; the decoder reads
+    them anyway, every block, and gets libsndfile's own samples."""
+    from loopmind.library.audio import BLOCK_FRAMES
+
+    sr = 8000
+    rng = np.random.default_rng(7)
+    n = 2 * BLOCK_FRAMES + 777
+    y = np.clip(rng.standard_normal((n, channels)) * 0.2, -1, 1)
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, y, sr, format=fmt, subtype=subtype)
+    want, _ = sf.read(path, dtype="float32", always_2d=True)
+    d = decode(path, sr=sr)
+    mono = want[:, 0] if channels == 1 else (want[:, 0] + want[:, 1]) * np.float32(0.5)
+    assert d.info.frames == len(want)
+    np.testing.assert_array_equal(d.y, mono)
