@@ -183,8 +183,10 @@ def parse_name(path: os.PathLike | str, *, folder_levels: int = 3) -> NameHints:
             hints.kind == "loop" and not (set(file_words) & set(ROLE_WORDS) - {"loop"}):
         hints.role = "drumloop"
     hints.bpm, hints.bpm_explicit = _bpm_from(stem, file_words)
-    if hints.bpm and hints.kind is None:
-        hints.kind = "loop"  # a tempo in the name means a loop
+    if hints.bpm and hints.bpm_explicit and hints.kind is None:
+        # "140bpm" in a name means a loop; a bare number ("Kick 100", "Snare_v64": an index, a
+        # velocity layer) is only a tempo hint, and the audio decides the kind
+        hints.kind = "loop"
     hints.key = _key_from(stem)
     hints.tags = sorted((all_words & TONE_WORDS) | (all_words & GENRE_WORDS))
     return hints

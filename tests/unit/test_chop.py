@@ -137,3 +137,22 @@ def test_silence_is_one_whole_span():
     spans, tempo = _chop(y)
     assert tempo.bpm is None
     assert spans == [Span(0.0, 3.0, "oneshot", None)]
+
+
+def test_a_bare_number_in_the_name_is_a_tempo_hint_not_a_kind(tmp_path):
+    """"Kick 100.wav" (an index or a velocity layer) stays a one-shot; "Drums 120.wav" is a
+    loop because its audio is one, at the named tempo."""
+    import soundfile as sf
+
+    from loopmind.library.analysis.segments import analyze_audio
+    from loopmind.library.audio import decode
+
+    (tmp_path / "Kicks").mkdir()
+    kick = tmp_path / "Kicks" / "Kick 100.wav"
+    sf.write(kick, one_shot(), SR)
+    loop = tmp_path / "Drums 120.wav"
+    sf.write(loop, groove(120, 2), SR)
+    [k] = analyze_audio(decode(kick), path=kick)
+    assert (k.kind, k.bars, k.bpm) == ("oneshot", None, None)
+    [g] = analyze_audio(decode(loop), path=loop)
+    assert (g.kind, g.bars, g.bpm) == ("loop", 2.0, 120.0)

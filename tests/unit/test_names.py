@@ -53,6 +53,10 @@ def test_tempo_key_kind_and_tags():
     assert parse_name("Drums/Loops/groove_01.wav").role == "drumloop"
     assert parse_name("hits/kick_one.wav").kind == "oneshot"
     assert parse_name("TR808 kick.wav").bpm is None  # a drum machine's number is no tempo
+    # a bare number may be a tempo, an index or a velocity layer: a hint, not a kind
+    bare = parse_name("Kicks/Kick 100.wav")
+    assert (bare.bpm, bare.bpm_explicit, bare.kind) == (100.0, False, None)
+    assert parse_name("Trap Drums 140bpm.wav").kind == "loop"
 
 
 def test_words_split_at_case_digits_and_punctuation():
