@@ -369,6 +369,10 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
     pieces: list[np.ndarray] = []
     n_read = 0
     limit_frames = None if max_duration_s is None else int(max_duration_s * info.sr) + 1
+    # energies of the mono fold (mid) and of the side: a fold that cancels (left and right in
+    # opposite phase) is replaced by one channel below
+    e_mid = e_side = 0.0
+    side = np.empty(BLOCK_FRAMES, dtype=np.float32)
     try:
         with sf.SoundFile(os.fsencode(path)) as f:
             # only floating-point files can hold NaN or infinity
@@ -379,14 +383,21 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
                 n_read += len(block)
                 if limit_frames is not None and n_read > limit_frames:
                     raise DecodeError(f"too long (more than {max_duration_s / 60:.0f} min)")
-                if block.shape[1] > 2:
-                    # fold many channels to stereo: odd channels left, even right
-                    block = np.stack([block[:, 0::2].mean(axis=1), block[:, 1::2].mean(axis=1)],
-                                     axis=1)
+                block = _to_stereo(block)
                 meter.feed(block)
-                mono = block[:, 0] if block.shape[1] == 1 else \
-                    (block[:, 0] + block[:, 1]) * np.float32(0.5)
+                if block.shape[1] == 1:
+                    mono = block[:, 0]
+                else:
+                    mono = (block[:, 0] + block[:, 1]) * np.float32(0.5)
+                    d = np.subtract(block[:, 0], block[:, 1], out=side[:len(block)])
+                    e_mid += float(np.dot(mono, mono))
+                    e_side += 0.25 * float(np.dot(d, d))
                 pieces.append(resample(mono))
+        # mid^2 + side^2 is the channels' mean energy
+        if e_mid < _FOLD_CANCELLED * (e_mid + e_side):
+            # the fold lost more than it kept: analyse the louder channel instead
+            pieces = _louder_channel(path, info, sr)
+            resample = None
     except DecodeError:
         raise
     except MemoryError:
@@ -395,7 +406,8 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
         if n_read == 0:
             raise DecodeError(f"corrupt audio data ({_sf_reason(exc)})") from None
         # a truncated file: keep what decoded
-    pieces.append(resample(np.zeros(0, dtype=np.float32), final=True))
+    if resample is not None:
+        pieces.append(resample(np.zeros(0, dtype=np.float32), final=True))
     y = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     if n_read == 0 or len(y) == 0:
         raise DecodeError("no audio frames (empty or truncated file)")
@@ -403,6 +415,43 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
                      channels=info.channels, frames=n_read)
     return DecodedAudio(y=np.ascontiguousarray(y, dtype=np.float32), sr=sr, info=info,
                         loudness=meter.result())
+
+
+# the mono fold (L + R) / 2 keeps (1 + r) / 2 of the channels' mean energy for a correlation
+# r between them: 1/2 for unrelated channels, 1/4 at r = -1/2. Below that the channels are
+# mostly in opposite phase (a polarity-flipped channel, an extreme stereo widener) and the fold
+# is not the sound
+_FOLD_CANCELLED = 0.25
+
+
+def _to_stereo(block: np.ndarray) -> np.ndarray:
+    """Many channels folded to stereo (odd channels left, even right); mono and stereo as
+    they are."""
+    if block.shape[1] <= 2:
+        return block
+    return np.stack([block[:, 0::2].mean(axis=1), block[:, 1::2].mean(axis=1)], axis=1)
+
+
+def _louder_channel(path: Path, info: AudioInfo, sr: int) -> list[np.ndarray]:
+    """The louder channel of the (stereo-folded) file at ``sr``, as decode's pieces: a second
+    read, for the rare file whose channels cancel in the mono fold."""
+    import soundfile as sf
+
+    resamplers = [_resampler(info.sr, sr), _resampler(info.sr, sr)]
+    pieces: list[list[np.ndarray]] = [[], []]
+    energy = [0.0, 0.0]
+    try:
+        with sf.SoundFile(os.fsencode(path)) as f:
+            for block in _float_blocks(f, info.subtype):
+                block = _to_stereo(block)
+                for c in (0, 1):
+                    x = block[:, c]
+                    energy[c] += float(np.dot(x, x))
+                    pieces[c].append(resamplers[c](x))
+    except Exception:  # noqa: BLE001 - the first read already went through; keep what decoded
+        pass
+    c = int(energy[1] > energy[0])
+    return pieces[c] + [resamplers[c](np.zeros(0, dtype=np.float32), final=True)]
 
 
 def load(path: os.PathLike | str, *, sr: int = ANALYSIS_SR) -> tuple[np.ndarray, int]:

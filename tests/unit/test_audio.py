@@ -152,3 +152,24 @@ def test_other_wav_codecs_decode_to_libsndfiles_samples(tmp_path, fmt, subtype, 
     mono = want[:, 0] if channels == 1 else (want[:, 0] + want[:, 1]) * np.float32(0.5)
     assert d.info.frames == len(want)
     np.testing.assert_array_equal(d.y, mono)
+
+
+def test_channels_in_opposite_phase_are_not_folded_away(tmp_path):
+    """A stereo file whose right channel is the left one polarity-flipped folds to silence in
+    (L + R) / 2; the decoder then analyses the louder channel. Ordinary stereo (here two
+    unrelated channels, and a wide pair at correlation -0.3) keeps the mono fold."""
+    sr = 22050
+    rng = np.random.default_rng(3)
+    left = np.clip(rng.standard_normal(3 * sr) * 0.2, -1, 1).astype(np.float32)
+    other = np.clip(rng.standard_normal(3 * sr) * 0.2, -1, 1).astype(np.float32)
+    flipped = tmp_path / "flipped.wav"
+    sf.write(flipped, np.stack([left, -0.9 * left], axis=1), sr, subtype="FLOAT")
+    d = decode(flipped, sr=sr)
+    np.testing.assert_array_equal(d.y, left)
+    assert d.loudness.integrated_lufs() > -30  # the meter measures both channels as before
+    for name, right in (("unrelated", other), ("wide", -0.3 * left + 0.95 * other)):
+        path = tmp_path / f"{name}.wav"
+        stereo = np.stack([left, right.astype(np.float32)], axis=1)
+        sf.write(path, stereo, sr, subtype="FLOAT")
+        np.testing.assert_array_equal(decode(path, sr=sr).y,
+                                      (stereo[:, 0] + stereo[:, 1]) * np.float32(0.5))
