@@ -72,8 +72,10 @@ def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None,
         raise AnalysisError("silent: no audio above -70 LUFS")
     hints = parse_name(os.fsdecode(path))
     spec = Spectrogram(y, sr)
-    tempo = tempo_mod.estimate_tempo(y, sr=sr, spec=spec, bpm_hint=hints.bpm,
-                                     is_loop=True if hints.kind == "loop" else None)
+    tempo = _tempo_from_metadata(path, hints, len(y) / float(sr))
+    if tempo is None:
+        tempo = tempo_mod.estimate_tempo(y, sr=sr, spec=spec, bpm_hint=hints.bpm,
+                                         is_loop=True if hints.kind == "loop" else None)
     spans = chopper.chop(y, sr=sr, spec=spec, tempo=tempo, kind_hint=hints.kind)
     results: list[SegmentResult] = []
     for i, span in enumerate(spans):
@@ -118,6 +120,33 @@ def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None,
             embedding=emb, embedder=embedder if emb is not None else None,
             fingerprint=fingerprint(ys, sr=sr, spec=sspec)))
     return results
+
+
+# a tempo and length the file's own loop metadata states, and its length confirms
+METADATA_CONFIDENCE = 0.95
+
+
+def _tempo_from_metadata(path, hints, duration_s: float):
+    """The tempo an ``acid`` chunk states when its beats give the file's length (None:
+    estimate it). A one-shot flag makes the file a one-shot; a tempo the length does not
+    confirm is evidence for the estimator, like a tempo in the name. ``hints`` is updated."""
+    from loopmind.library.analysis.tempo import TempoEstimate
+    from loopmind.library.filemeta import read_loop_meta
+
+    meta = read_loop_meta(path)
+    if meta is None:
+        return None
+    if meta.one_shot:
+        hints.kind = "oneshot"
+        return None
+    if meta.agrees_with(duration_s):
+        hints.kind = "loop"
+        hints.bpm, hints.bpm_explicit = meta.bpm, True
+        return TempoEstimate(meta.bpm, METADATA_CONFIDENCE, beats=meta.beats,
+                             method="metadata")
+    if meta.bpm and not hints.bpm_explicit:
+        hints.bpm = meta.bpm
+    return None
 
 
 def _key_with_name(est, name_key: str | None):
