@@ -111,3 +111,20 @@ def test_new_subfolder_with_files(watched, tmp_path):
     sf.write(pack / "Loops" / "pack_loop_100bpm.wav", drum_loop(100, 1, seed=7), SR)
     shutil.move(pack, root / "pack")
     wait_for(lambda: "pack_loop_100bpm.wav" in names(lib))
+
+
+def test_safe_save_replaces_a_file_in_place(watched):
+    """Editors and DAWs save by writing a temporary file and renaming it over the old one
+    (a hidden or an unknown-extension name first): the library ends with the new content
+    under the old name, one row, no row for the temporary name."""
+    root, lib, _ = watched
+    p = root / "Drums" / "first_loop_120bpm.wav"
+    for tmp_name in (".first_loop_120bpm.wav.sb-1234", "first_loop_120bpm.wav.part"):
+        tmp = root / "Drums" / tmp_name
+        bars = 2 if tmp_name.startswith(".") else 4
+        with open(tmp, "wb") as f:
+            sf.write(f, drum_loop(120, bars, seed=bars), SR, format="WAV")
+        os.replace(tmp, p)
+        wait_for(lambda: [x["bars"] for x in list_segments(lib)
+                          if x["path"].endswith("first_loop_120bpm.wav")] == [float(bars)])
+        assert names(lib) == {"first_loop_120bpm.wav"}
