@@ -457,7 +457,7 @@ def test_loop_slices_keep_their_own_level(interp):
     with its loudness (that would change the kit's balance), only a quiet section softens it,
     and slices of louder loops are brought down to the quietest loop used (so the level does
     not jump from loop to loop); one-shots are still scaled by their level."""
-    from loopmind.generate.interpret.parts import SOFT_ENERGY, _velocity
+    from loopmind.generate.interpret.parts import MAX_ACCENT_DB, SOFT_ENERGY, _velocity
     from loopmind.generate.interpret.slices import Slice
 
     by_id = {s.id: s for s in interp["bank"].slices}
@@ -465,8 +465,8 @@ def test_loop_slices_keep_their_own_level(interp):
     drums = next(t for t in interp["tracks"] if t.name == "drumloop")
     sq: dict[int, list[float]] = {}
     for s in interp["bank"].by_role("drumloop"):
-        sq.setdefault(s.item_id, []).append(s.rms ** 2)
-    level = {i: float(np.sqrt(np.mean(v))) for i, v in sq.items()}
+        sq.setdefault(s.item_id, []).append(s.peak ** 2)
+    level = {i: float(np.sqrt(np.mean(v))) for i, v in sq.items()}  # the loops' hit levels
     seen = set()
     mixed = 0  # clips that play slices of loops at different levels
     for c in drums.clips:
@@ -475,12 +475,17 @@ def test_loop_slices_keep_their_own_level(interp):
         levels = {level[by_id[e.slice_id].item_id] for e in c.events}
         mixed += max(levels) > 1.2 * min(levels)
         lo = min(levels)
-        for e in c.events:
+        hits = [e.velocity ** 1.5 * by_id[e.slice_id].peak for e in c.events]
+        cap = float(np.median(hits)) * 10 ** (MAX_ACCENT_DB / 20)
+        for e, h in zip(c.events, hits):
             s = by_id[e.slice_id]
             assert s.kind == "loop"
-            # every loop at the quietest one's level: velocity ** 1.5 * level is constant
-            assert e.velocity ** 1.5 * level[s.item_id] == pytest.approx(
-                want ** 1.5 * lo, rel=2e-3)
+            assert h <= cap * 1.002
+            if h < cap * 0.998:
+                # every loop at the quietest one's level: velocity ** 1.5 * level is constant
+                # (a hit brought down to the accent cap is the exception)
+                assert e.velocity ** 1.5 * level[s.item_id] == pytest.approx(
+                    want ** 1.5 * lo, rel=2e-3)
             seen.add(round(s.rms, 4))
     assert len(seen) > 3  # slices of many levels, at one velocity per loop
     assert mixed
@@ -490,6 +495,44 @@ def test_loop_slices_keep_their_own_level(interp):
                      end_s=0.1, rms=rms)
     assert _velocity(one("loop", 0.05), 1.0, 0.9) == _velocity(one("loop", 1.0), 1.0, 0.9)
     assert _velocity(one("oneshot", 0.05), 1.0, 0.9) < _velocity(one("oneshot", 1.0), 1.0, 0.9)
+
+
+def test_a_sparse_loops_hits_are_matched_to_a_busy_loops_hits():
+    """Two loops whose hits peak alike, one busy (high RMS) and one sparse (hits with long
+    gaps: a quarter of the RMS): matched by their hits, the level does not jump between them.
+    Matched by RMS, the busy loop would be brought 12 dB under the sparse one's hits."""
+    from loopmind.generate.interpret.parts import _level_matched
+    from loopmind.generate.interpret.slices import Slice
+
+    def sl(item, i, rms, peak):
+        return Slice(id=f"{item}#{item}.{i}", item_id=item, role="drumloop", kind="loop",
+                     path=f"{item}.wav", start_s=0.1 * i, end_s=0.1 * i + 0.1, step=i,
+                     length=1, loop_steps=16, bpm=100.0, rms=rms, peak=peak)
+
+    busy = [sl(1, i, 0.30, 0.80) for i in range(8)]
+    sparse = [sl(2, i, 0.075, 0.80) for i in range(4)]
+    onsets = [(i, s, 0.0, 1.0, None) for i, s in enumerate(busy[:4] + sparse)]
+    out = _level_matched(onsets, busy + sparse)
+    hit = [vel ** 1.5 * s.peak for _, s, _, vel, _ in out]
+    assert max(hit) == pytest.approx(min(hit), rel=2e-3)
+
+
+def test_a_hit_far_above_the_parts_other_hits_is_brought_down_to_an_accent():
+    from loopmind.generate.interpret.parts import MAX_ACCENT_DB, _accents_capped
+    from loopmind.generate.interpret.slices import Slice
+
+    def sl(i, peak):
+        return Slice(id=f"1#1.{i}", item_id=1, role="drumloop", kind="loop", path="1.wav",
+                     start_s=0.1 * i, end_s=0.1 * i + 0.1, step=i, length=1, loop_steps=16,
+                     bpm=100.0, rms=peak / 4, peak=peak)
+
+    # a crash recorded 14 dB above the rest, and a 4 dB accent
+    peaks = [0.1] * 7 + [0.1 * 10 ** (14 / 20), 0.1 * 10 ** (4 / 20)]
+    out = _accents_capped([(i, sl(i, p), 0.0, 1.0, None) for i, p in enumerate(peaks)])
+    hits = [vel ** 1.5 * s.peak for _, s, _, vel, _ in out]
+    assert hits[:7] == pytest.approx([0.1] * 7)
+    assert hits[7] == pytest.approx(0.1 * 10 ** (MAX_ACCENT_DB / 20), rel=2e-3)
+    assert hits[8] == pytest.approx(peaks[8])  # an accent within the cap keeps its level
 
 
 def test_drum_slices_fill_the_gap_to_the_next_hit():
