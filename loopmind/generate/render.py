@@ -32,7 +32,6 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
-from math import gcd
 from pathlib import Path
 from typing import Callable
 
@@ -80,18 +79,16 @@ def _fold_stereo(block: np.ndarray) -> np.ndarray:
 
 
 def _resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Resample (2, n) audio with scipy's polyphase filter (the library decoder's resampler is
-    mono and block-stateful; a segment is small enough to do at once)."""
+    """Resample (C, n) audio channel by channel with the library decoder's polyphase
+    resampler: scipy's ``resample_poly`` (its default Kaiser FIR) to float32 rounding, as one
+    matrix product per block of output rows instead of a per-sample loop."""
     if sr_in == sr_out:
         return y
-    from scipy.signal import resample_poly
+    from loopmind.library.audio import _rational, resample
 
-    g = gcd(sr_in, sr_out)
-    up, down = sr_out // g, sr_in // g
-    if up > 1000 or down > 1000:
-        fr = Fraction(sr_out, sr_in).limit_denominator(1000)
-        up, down = fr.numerator, fr.denominator
-    return resample_poly(y, up, down, axis=1).astype(np.float32)
+    up, down = _rational(sr_in, sr_out)
+    return np.stack([resample(np.ascontiguousarray(c, dtype=np.float32), up=up, down=down)
+                     for c in y])
 
 
 def _fit(y: np.ndarray, n: int) -> np.ndarray:
@@ -106,7 +103,7 @@ def _fit(y: np.ndarray, n: int) -> np.ndarray:
 
 
 def load_source(path: os.PathLike | str, start_s: float, end_s: float, *,
-                sr: int) -> np.ndarray:
+                sr: int, mono: bool = False) -> np.ndarray:
     """Read one segment of a file as stereo at the song rate.
 
     Only the segment's frames are read where soundfile can seek; formats soundfile cannot open
@@ -116,6 +113,7 @@ def load_source(path: os.PathLike | str, start_s: float, end_s: float, *,
         path: the audio file (never written).
         start_s, end_s: the segment in seconds from the start of the file.
         sr: the output sample rate in Hz.
+        mono: return the mono fold, shape (1, n) (folded before resampling).
 
     Returns:
         float32 array, shape (2, round((end_s - start_s) * sr)); a segment reaching past the end
@@ -137,7 +135,8 @@ def load_source(path: os.PathLike | str, start_s: float, end_s: float, *,
     try:
         f = _open_soundfile(path)
     except Exception:  # noqa: BLE001 - not a soundfile format: the library decoder decides
-        return _load_decoded(path, start_s, end_s, sr=sr, n_out=n_out)
+        y = _load_decoded(path, start_s, end_s, sr=sr, n_out=n_out)
+        return y[0:1] if mono else y
     try:
         with f:
             file_sr = int(f.samplerate)
@@ -164,7 +163,10 @@ def load_source(path: os.PathLike | str, start_s: float, end_s: float, *,
         raise DecodeError(f"{path.name}: no audio in {start_s:.3f}-{end_s:.3f} s")
     if not np.isfinite(block.sum(dtype=np.float64)):
         raise DecodeError(f"{path.name}: contains NaN or infinite samples")
-    y = _resample(_fold_stereo(block), file_sr, sr)
+    y = _fold_stereo(block)
+    if mono:  # folded before resampling: half the work
+        y = (y[0:1] + y[1:2]) * np.float32(0.5)
+    y = _resample(y, file_sr, sr)
     return _fit(np.ascontiguousarray(y, dtype=np.float32), n_out)
 
 
