@@ -4,7 +4,8 @@ guard, fallbacks) and the novelty / fidelity measures."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import os
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,40 @@ def test_silence_noise_and_one_sample_files_are_skipped_with_a_message(tmp_path)
         f.write_text("{not json")
     rebuilt = slice_pool(Pool(items=items, source="t"), settings=settings)
     assert not rebuilt.from_cache and len(rebuilt.slices) == 1
+
+
+def test_a_pool_that_gains_a_file_slices_only_that_file(tmp_path, monkeypatch):
+    import loopmind.generate.interpret.slices as slices_mod
+    from loopmind.config import Settings
+
+    items = []
+    for i, midi in enumerate((40, 43, 45, 47)):
+        p = tmp_path / f"note{i}.wav"
+        write_audio(p, tone(_midi_hz(midi), 0.5, harmonics=4))
+        items.append(_item(i + 1, p, role="bass", kind="oneshot", duration_s=0.5))
+    settings = Settings.from_env({"LOOPMIND_HOME": str(tmp_path / "home")})
+    first = slices_mod.slice_pool(Pool(items=items[:3], source="t"), settings=settings)
+    calls = []
+    real = slices_mod.slice_item
+    monkeypatch.setattr(slices_mod, "slice_item",
+                        lambda item, y, **kw: calls.append(item.id) or real(item, y, **kw))
+    grown = slices_mod.slice_pool(Pool(items=items, source="t"), settings=settings)
+    assert calls == [4] and not grown.from_cache
+    fresh = slices_mod.slice_pool(Pool(items=items, source="t"), settings=settings,
+                                  use_cache=False)
+    assert [asdict(s) for s in grown.slices] == [asdict(s) for s in fresh.slices]
+    assert [s.id for s in grown.slices[:len(first.slices)]] == [s.id for s in first.slices]
+    # a corrupt entry is sliced again; a changed file too (its size and mtime are in the key)
+    entry = slices_mod._item_cache_path(Path(settings.cache_dir),
+                                        slices_mod.item_key(items[0]))
+    entry.write_text("{not json")
+    write_audio(items[1].path, tone(_midi_hz(50), 0.5, harmonics=4))
+    st = os.stat(items[1].path)  # a coarse file-system clock must not hide the change
+    os.utime(items[1].path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+    calls.clear()
+    again = slices_mod.slice_pool(Pool(items=items[:3], source="t"), settings=settings)
+    assert sorted(calls) == [1, 2]
+    assert abs(again.slices[1].pitch - 50) < 0.2
 
 
 # -- learning and the sequence model -----------------------------------------------------------

@@ -446,17 +446,30 @@ def noise_only(y: np.ndarray, mag: np.ndarray) -> bool:
 
 # -- the bank ----------------------------------------------------------------------------------
 
+def _item_stamp(it) -> bytes:
+    """What an item's slices depend on: the segment, its analysis, its file's size and mtime."""
+    try:
+        st = os.stat(it.path)
+        stamp = (st.st_size, st.st_mtime_ns)
+    except OSError:
+        stamp = (-1, -1)
+    return repr((it.id, it.path, round(it.start_s, 6), round(it.end_s, 6), it.kind,
+                 it.role, it.bpm, it.bars, stamp)).encode()
+
+
 def pool_key(items) -> str:
     """Cache key of a pool: its segments, their files' sizes and mtimes, and this code."""
     h = hashlib.sha256(f"interpret-slices/{SLICE_VERSION}".encode())
     for it in sorted(items, key=lambda i: i.id):
-        try:
-            st = os.stat(it.path)
-            stamp = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            stamp = (-1, -1)
-        h.update(repr((it.id, it.path, round(it.start_s, 6), round(it.end_s, 6), it.kind,
-                       it.role, it.bpm, it.bars, stamp)).encode())
+        h.update(_item_stamp(it))
+    return h.hexdigest()[:24]
+
+
+def item_key(it) -> str:
+    """Cache key of one pool segment's slices (a pool that gains or loses a file re-slices
+    only what is new)."""
+    h = hashlib.sha256(f"interpret-item/{SLICE_VERSION}".encode())
+    h.update(_item_stamp(it))
     return h.hexdigest()[:24]
 
 
@@ -464,17 +477,48 @@ def _cache_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / "interpret" / f"slices-{key}.json"
 
 
+def _item_cache_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / "interpret" / "items" / key[:2] / f"{key}.json"
+
+
+def _slice_from_json(d: dict) -> Slice:
+    d = dict(d)
+    if d.get("chord") is not None:
+        d["chord"] = (int(d["chord"][0]), str(d["chord"][1]))
+    return Slice(**d)
+
+
+def _read_item_cache(path: Path, key: str) -> tuple[list[Slice], str | None] | None:
+    try:
+        d = json.loads(path.read_text())
+        if d.get("version") != SLICE_VERSION or d.get("key") != key:
+            return None
+        return [_slice_from_json(x) for x in d["slices"]], d.get("note")
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - a corrupt entry is sliced again
+        log.info("ignoring unreadable slice cache %s: %s", path, exc)
+        return None
+
+
+def _write_item_cache(path: Path, key: str, slices: list[Slice], note: str | None) -> None:
+    from loopmind.fileio import atomic_write
+
+    data = {"version": SLICE_VERSION, "key": key, "note": note,
+            "slices": [asdict(x) for x in slices]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(data).encode(), fsync=False)
+    except OSError as exc:  # a read-only cache only costs time
+        log.warning("cannot write slice cache %s: %s", path, exc)
+
+
 def _read_cache(path: Path, key: str) -> SliceBank | None:
     try:
         d = json.loads(path.read_text())
         if d.get("version") != SLICE_VERSION or d.get("key") != key:
             return None
-        slices = []
-        for s in d["slices"]:
-            s = dict(s)
-            if s.get("chord") is not None:
-                s["chord"] = (int(s["chord"][0]), str(s["chord"][1]))
-            slices.append(Slice(**s))
+        slices = [_slice_from_json(x) for x in d["slices"]]
         return SliceBank(key=key, slices=slices, notes=list(d.get("notes", [])),
                          from_cache=True)
     except FileNotFoundError:
@@ -608,7 +652,8 @@ def slice_item(item, y: np.ndarray, *, sr: int = ANALYSIS_SR) -> tuple[list[Slic
 
 def slice_pool(pool, *, settings=None, use_cache: bool = True,
                on_progress: Progress | None = None) -> SliceBank:
-    """Slice every segment of a pool (cached per pool on disk).
+    """Slice every segment of a pool (cached on disk per pool, and per segment, so a pool
+    that gained a file slices only that file).
 
     Args:
         pool: a ``loopmind.generate.pool.Pool``.
@@ -632,6 +677,7 @@ def slice_pool(pool, *, settings=None, use_cache: bool = True,
     slices: list[Slice] = []
     notes: list[str] = []
     items = sorted(pool.items, key=lambda i: i.id)
+    cache_dir = Path(settings.cache_dir)
     for n, item in enumerate(items):
         if on_progress:
             on_progress("slicing", n / max(1, len(items)))
@@ -639,12 +685,21 @@ def slice_pool(pool, *, settings=None, use_cache: bool = True,
             n_src = max(0, int(round((item.end_s - item.start_s) * 44100)))
             notes.append(f"{_name(item)}: too short to slice (about {n_src} samples): skipped")
             continue
-        try:
-            y = _load_mono(item, ANALYSIS_SR)
-        except LoopMindError as exc:
-            notes.append(f"{_name(item)}: cannot be read ({exc}): skipped")
-            continue
-        got, note = slice_item(item, y, sr=ANALYSIS_SR)
+        ikey = item_key(item)
+        ipath = _item_cache_path(cache_dir, ikey)
+        cached = _read_item_cache(ipath, ikey) if use_cache else None
+        if cached is not None:
+            got, note = cached
+        else:
+            try:
+                y = _load_mono(item, ANALYSIS_SR)
+            except LoopMindError as exc:
+                # not cached: the file may be readable again later
+                notes.append(f"{_name(item)}: cannot be read ({exc}): skipped")
+                continue
+            got, note = slice_item(item, y, sr=ANALYSIS_SR)
+            if use_cache:
+                _write_item_cache(ipath, ikey, got, note)
         slices.extend(got)
         if note:
             notes.append(note)
