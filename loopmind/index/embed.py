@@ -192,7 +192,7 @@ def extra_features(y: np.ndarray, *, sr: int, spec) -> np.ndarray:
 
 _CLIP = 4.0          # standardized values beyond ±4 (a 20-minute drone, DC) are clipped
 ROLE_WEIGHT = 1.0    # role block (norm 1) against the timbre block (norm ~1); see similar.md
-_FORMAT = 2          # bump when the layout or the arithmetic of the vector changes
+_FORMAT = 3          # bump when the layout or the arithmetic of the vector changes
 
 
 def _timbre_feature_names() -> tuple[str, ...]:
@@ -220,8 +220,9 @@ class FeatureEmbedder:
     (36), standardized with the constants in ``models/embed.safetensors`` and clipped to ±4;
     ``p_role`` is the calibrated audio probability of each role from the role model (uniform
     for silence). Every feature is a ratio, a time or a shape, so the vector does not change
-    with gain; leading silence (more than 60 dB below the peak) is skipped, and audio at
-    another rate is resampled to 22,050 Hz first.
+    with gain; leading silence (more than 60 dB below the peak) is skipped (the spectral
+    features reuse the given Spectrogram's frames when they start within 1/8 hop of the sound),
+    and audio at another rate is resampled to 22,050 Hz first.
 
     Args:
         constants_path: the standardization constants (default ``models/embed.safetensors``).
@@ -290,11 +291,17 @@ class FeatureEmbedder:
     def features(self, y: np.ndarray, *, sr: int, spec=None) -> tuple[np.ndarray, np.ndarray]:
         """The raw (unstandardized) role and extra features of a signal.
 
+        Args:
+            y: mono float32 signal, shape (n,).
+            sr: its sample rate in Hz.
+            spec: the shared ``Spectrogram`` of ``y`` (made here if None); its role features,
+                when the analysis stage computed them, are reused.
+
         Returns:
             (role_features, extra_features): float32 arrays of shapes (111,) and (36,).
         """
         from loopmind.library.analysis.features import Spectrogram
-        from loopmind.library.analysis.role import role_features
+        from loopmind.library.analysis.role import N_ENVELOPE, envelope_features, role_features
 
         y = np.asarray(y, dtype=np.float32).reshape(-1)
         if not np.isfinite(y).all():
@@ -303,17 +310,31 @@ class FeatureEmbedder:
             # the features are measured on the analysis grid so that vectors of the same
             # sound decoded at different rates stay comparable
             y, sr, spec = _resample(y, int(sr), EMBED_SR), EMBED_SR, None
-        start = _sound_start(y)
-        if start > 0:
-            # leading silence is not part of the sound, and the envelope features are
-            # fragile right after digital silence: a copy with 50 ms of silence before must
-            # get the vector of the original
-            y, spec = y[start:], None
         if spec is None:
             spec = Spectrogram(y, sr)
-        f_role = role_features(y, sr=sr, spec=spec)
+        # leading silence is not part of the sound, and the envelope features are fragile
+        # right after digital silence: a copy with 50 ms of silence before must get (nearly)
+        # the vector of the original. The time-domain features are measured from the first
+        # sound sample. The spectral ones need STFT frames on a grid that starts there too;
+        # when the frames of the shared spectrogram already start within an eighth of a hop
+        # of it (2.9 ms: the grid then moves by less than the 5 ms envelope step), they are
+        # reused, a column slice after whole hops of silence, and under one hop the role
+        # features the analysis stage computed on this very spectrogram are kept. Otherwise
+        # the trimmed signal gets its own STFT.
+        start = _sound_start(y)
+        hop = spec.hop_length
+        k, rest = divmod(start, hop)
+        if rest < _MAX_GRID_SHIFT_HOPS * hop:
+            spec_start, spec = k * hop, spec.skip_frames(k)
+        else:
+            spec_start, spec = start, Spectrogram(y[start:], sr, n_fft=spec.n_fft,
+                                                  hop_length=hop)
+        f_role = role_features(y[spec_start:] if spec_start else y, sr=sr, spec=spec)
         if not f_role.any():  # silence
             return f_role, np.zeros(len(EXTRA_FEATURE_NAMES), dtype=np.float32)
+        y = y[start:]
+        if start > spec_start:
+            f_role[:N_ENVELOPE] = envelope_features(y, sr=sr, spec=spec)
         return f_role, extra_features(y, sr=sr, spec=spec)
 
     def from_features(self, role_feats: np.ndarray, extra_feats: np.ndarray) -> np.ndarray:
@@ -363,6 +384,7 @@ class FeatureEmbedder:
 
 
 _SILENCE_DB = -60.0  # samples this far below the peak, before the first louder one, are silence
+_MAX_GRID_SHIFT_HOPS = 1 / 8  # STFT frames this far (in hops) from the sound start are reused
 
 
 def _sound_start(y: np.ndarray) -> int:

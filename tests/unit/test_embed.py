@@ -16,6 +16,8 @@ from loopmind.errors import LoopMindError
 from loopmind.index import embed as embed_mod
 from loopmind.index.embed import (ClapEmbedder, Embedder, FeatureEmbedder, get_embedder,
                                   load_constants)
+from loopmind.library.analysis import features as features_mod
+from loopmind.library.analysis import role as role_mod
 from loopmind.library.analysis.features import Spectrogram
 
 SR = 22050
@@ -95,6 +97,92 @@ def test_resampled_and_trimmed_copy_is_nearer_than_another_sound(embedder):
     for name, c in copies.items():
         assert cos(v, c) > 0.97, name
         assert cos(v, c) > nearest_other, name
+
+
+def _reference_features(y: np.ndarray, *, grid_start: int):
+    """``FeatureEmbedder.features`` from scratch: a fresh STFT of ``y[grid_start:]`` for the
+    spectral features, the time-domain ones from the first sample within 60 dB of the peak."""
+    start = embed_mod._sound_start(y)
+    ys = np.array(y[grid_start:], dtype=np.float32)
+    spec = Spectrogram(ys, SR)
+    f_role = role_mod.role_features(ys, sr=SR, spec=spec)
+    f_role[:role_mod.N_ENVELOPE] = role_mod.envelope_features(y[start:], sr=SR, spec=spec)
+    return f_role, embed_mod.extra_features(np.array(y[start:]), sr=SR, spec=spec)
+
+
+def _no_new_stft(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a new STFT was taken")
+
+    monkeypatch.setattr(features_mod, "frame_signal", refuse)
+
+
+@pytest.mark.parametrize("lead", [1024, 1024 + 40, 5 * 512 + 63])
+def test_whole_hops_of_leading_silence_are_a_column_slice_of_the_shared_stft(
+        embedder, monkeypatch, lead):
+    y = np.r_[np.zeros(lead, np.float32), drum_hit("snare_tight", sr=SR)]
+    spec = Spectrogram(y, SR)
+    spec.magnitude  # noqa: B018 - the analysis stage's STFT
+    _no_new_stft(monkeypatch)
+    f_role, f_extra = embedder.features(y, sr=SR, spec=spec)
+    monkeypatch.undo()
+    r_role, r_extra = _reference_features(y, grid_start=lead // 512 * 512)
+    np.testing.assert_allclose(f_role, r_role, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(f_extra, r_extra, rtol=1e-4, atol=1e-4)
+
+
+def test_a_lead_under_an_eighth_of_a_hop_keeps_the_analysis_role_features(embedder,
+                                                                          monkeypatch):
+    y = np.r_[np.zeros(40, np.float32), kick()]
+    spec = Spectrogram(y, SR)
+    role_mod.role_features(y, sr=SR, spec=spec)  # what the role classifier computed
+    _no_new_stft(monkeypatch)
+    monkeypatch.setattr(role_mod, "_spectral_features", lambda spec: 1 / 0)
+    f_role, f_extra = embedder.features(y, sr=SR, spec=spec)
+    monkeypatch.undo()
+    r_role, r_extra = _reference_features(y, grid_start=0)
+    np.testing.assert_allclose(f_role, r_role, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(f_extra, r_extra, rtol=1e-5, atol=1e-5)
+    # against the features of the exactly trimmed sound (its own STFT grid): 40 samples of
+    # grid shift change the vector by next to nothing
+    exact = embedder.from_features(*_reference_features(y, grid_start=40))
+    assert cos(embedder.from_features(f_role, f_extra), exact) > 0.999
+
+
+def test_a_lead_of_other_lengths_gets_its_own_stft(embedder):
+    for lead in (64, 300, 1102, 2 * 512 + 64):
+        y = np.r_[np.zeros(lead, np.float32), kick()]
+        f_role, f_extra = embedder.features(y, sr=SR, spec=Spectrogram(y, SR))
+        r_role, r_extra = _reference_features(y, grid_start=lead)
+        np.testing.assert_allclose(f_role, r_role, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(f_extra, r_extra, rtol=1e-5, atol=1e-5)
+
+
+def test_silence_before_a_sound_leaves_its_vector_nearly_unchanged(embedder):
+    sounds = [kick(), drum_hit("snare_fat", sr=SR), drum_hit("hihat_open", sr=SR),
+              drum_hit("crash", sr=SR), drum_hit("tom_mid", sr=SR), pad(),
+              tone(440.0, 0.5, SR)]
+    for i, y in enumerate(sounds):
+        v = embedder.embed(y, sr=SR)
+        for lead in (int(0.05 * SR), 300, 511, 512, 4000):
+            c = cos(v, embedder.embed(np.r_[np.zeros(lead, np.float32), y], sr=SR))
+            assert c > 0.995, (i, lead, c)
+
+
+def test_skip_frames_is_the_stft_of_the_shorter_signal():
+    y = np.r_[np.zeros(3 * 512, np.float32), kick()]
+    spec = Spectrogram(y, SR)
+    spec.log_mel  # noqa: B018
+    assert spec.skip_frames(0) is spec
+    tail = spec.skip_frames(3)
+    fresh = Spectrogram(y[3 * 512:], SR)
+    assert tail.magnitude.shape == fresh.magnitude.shape
+    np.testing.assert_allclose(tail.magnitude, fresh.magnitude, atol=1e-4)
+    np.testing.assert_allclose(tail.log_mel, fresh.log_mel, atol=1e-3)
+    np.testing.assert_allclose(tail.onset_envelope, fresh.onset_envelope, atol=1e-3)
+    assert spec.magnitude.shape[1] == tail.magnitude.shape[1] + 3  # the original unchanged
+    with pytest.raises(ValueError):
+        spec.skip_frames(len(y) // 512 + 1)
 
 
 def test_kicks_are_nearer_each_other_than_a_kick_and_a_pad(embedder):

@@ -90,6 +90,34 @@ class Spectrogram:
         self.n_fft = n_fft
         self.hop_length = hop_length
 
+    def skip_frames(self, k: int) -> "Spectrogram":
+        """The Spectrogram of ``y[k * hop_length:]`` made from this one's STFT columns.
+
+        Frame ``t`` of the result is frame ``t + k`` of this one (both are centred, and the
+        result has ``n_frames - k`` frames), so no STFT is taken; the mel spectrogram is
+        sliced too when it is already computed. The first ``n_fft // (2 * hop_length)``
+        frames differ from a fresh STFT of the shorter signal: their windows reach back into
+        the skipped samples instead of zero padding (no difference when those are zeros).
+
+        Args:
+            k: frames to skip, 0 <= k <= len(y) // hop_length.
+
+        Returns:
+            a new Spectrogram (``self`` when ``k`` is 0); this one is not changed.
+        """
+        k = int(k)
+        if k <= 0:
+            return self
+        if k > len(self.y) // self.hop_length:
+            raise ValueError(f"cannot skip {k} frames of a {len(self.y)}-sample signal")
+        out = Spectrogram(self.y[k * self.hop_length:], self.sr, n_fft=self.n_fft,
+                          hop_length=self.hop_length)
+        out.__dict__["magnitude"] = self.magnitude[:, k:]
+        for name in ("power", "mel", "log_mel"):  # column-wise, so a slice is exact
+            if name in self.__dict__:
+                out.__dict__[name] = self.__dict__[name][:, k:]
+        return out
+
     @property
     def duration_s(self) -> float:
         return len(self.y) / self.sr

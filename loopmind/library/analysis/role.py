@@ -109,6 +109,7 @@ def _feature_names() -> list[str]:
 
 FEATURE_NAMES: tuple[str, ...] = tuple(_feature_names())
 _N_ENVELOPE = 14
+N_ENVELOPE = _N_ENVELOPE  # role_features starts with this many envelope features
 N_FEATURES = len(FEATURE_NAMES)
 
 
@@ -358,6 +359,23 @@ def role_features(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None) ->
     if memo:
         spec.__dict__["_role_features"] = out.copy()
     return out
+
+
+def envelope_features(y: np.ndarray, *, sr: int, spec: Spectrogram) -> np.ndarray:
+    """The envelope part of ``role_features``: its first ``N_ENVELOPE`` values.
+
+    Args:
+        y: mono signal, shape (n,), not silent.
+        sr: sample rate in Hz.
+        spec: the ``Spectrogram`` whose onset envelope is read (onset rate, repetitiveness).
+
+    Returns:
+        float32 array of shape (N_ENVELOPE,).
+    """
+    feats = _envelope_features(np.asarray(y, dtype=np.float32), sr, spec.onset_envelope,
+                               spec.frame_rate)
+    return np.nan_to_num(np.asarray(feats, dtype=np.float32), nan=0.0, posinf=0.0,
+                         neginf=0.0)
 
 
 def _same_signal(spec: Spectrogram, y: np.ndarray, sr: int) -> bool:
