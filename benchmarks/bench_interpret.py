@@ -534,7 +534,7 @@ def main() -> None:
     lines = [
         "# Interpretive mode: novelty, fidelity, training",
         "",
-        f"Machine: {machine()} (2-core AMD EPYC, shared with other jobs while this ran). "
+        f"Machine: {machine()} (shared with other jobs while this ran). "
         f"Run time {total_s / 60:.1f} min. Dev material: "
         f"{os.environ.get('LOOPMIND_EVAL_DATA', '/work/eval-data')} (labels.csv gives roles, "
         "tempi and bar counts; no indexing).",
