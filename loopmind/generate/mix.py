@@ -15,9 +15,7 @@ heuristic one and a user can edit the result in ``arrangement.json``:
 Envelopes (ducking, glue, limiter) are computed on a grid of about 1 ms blocks that divides the
 loudness meter's 100 ms step, and the resulting gain curves are interpolated back to samples;
 attack/release followers are vectorized (a running maximum in the log domain gives an exact
-exponential release, a one-pole filter the attack), so nothing loops per sample in Python. The
-filters run as block matrix products (``loudness.BlockFilter``), so mixing imports neither
-``scipy.signal`` nor ``scipy.ndimage`` (about 1 s of start-up together).
+exponential release, ``scipy.signal.lfilter`` the attack), so nothing loops per sample in Python.
 Everything is deterministic: the same song and tracks give a bit-identical master.
 """
 
@@ -31,11 +29,12 @@ from typing import Any, Protocol
 
 import numpy as np
 import pedalboard
+from scipy.ndimage import maximum_filter1d
+from scipy.signal import butter, lfilter, sosfilt
 
 from loopmind.generate.song import MasterSettings, MixSettings, Song, Track
 from loopmind.library.analysis.loudness import (
     _TP_FILTER,
-    BlockFilter,
     _TP_HALF,
     ABSOLUTE_GATE_LUFS,
     SILENCE_LUFS,
@@ -216,72 +215,9 @@ def _step(sr: int) -> int:
     return max(1, int(round(sr * STEP_S)))
 
 
-def butter2(cutoff_hz: float, kind: str, sr: float) -> np.ndarray:
-    """``scipy.signal.butter(2, cutoff_hz, kind, fs=sr, output="sos")``: the 2nd-order
-    Butterworth "lowpass" or "highpass" by the bilinear transform with pre-warping, one
-    section (1, 6)."""
-    K = math.tan(math.pi * cutoff_hz / sr)
-    norm = 1.0 / (1.0 + math.sqrt(2.0) * K + K * K)
-    a1 = 2.0 * (K * K - 1.0) * norm
-    a2 = (1.0 - math.sqrt(2.0) * K + K * K) * norm
-    if kind == "lowpass":
-        b0 = K * K * norm
-        b = [b0, 2.0 * b0, b0]
-    elif kind == "highpass":
-        b = [norm, -2.0 * norm, norm]
-    else:
-        raise ValueError(f"unknown filter kind {kind!r}")
-    return np.array([b + [1.0, a1, a2]])
-
-
-_BF_LEN = BlockFilter.ROW * BlockFilter.GROUP  # BlockFilter takes whole multiples of this
-
-
-def sosfilt(sos: np.ndarray, y: np.ndarray, *, state: np.ndarray | None = None) -> np.ndarray:
-    """``scipy.signal.sosfilt(sos, y, axis=-1)`` from a zero state (or ``state``, BlockFilter's
-    per-channel section delays), for (C, n) or (n,) audio; float32 of ``y``'s shape. It agrees
-    with a float64 ``sosfilt`` to about 1e-6 of the peak (a float32 ``sosfilt``: 1e-4)."""
-    y = np.asarray(y)
-    flat = y.ndim == 1
-    y2 = np.atleast_2d(y)
-    ch, n = y2.shape
-    if n == 0:
-        return np.zeros(y.shape, dtype=np.float32)
-    m = -(-n // _BF_LEN) * _BF_LEN
-    if m == n and y2.dtype == np.float32 and y2.flags.c_contiguous:
-        x = y2
-    else:
-        x = np.zeros((ch, m), dtype=np.float32)
-        x[:, :n] = y2
-    f = BlockFilter(np.asarray(sos, dtype=np.float64), ch)
-    if state is not None:
-        f.state = np.array(state, dtype=np.float64).reshape(ch, -1)
-    out = f(x)
-    out = out[:, :n] if m != n else out
-    return out[0] if flat else out
-
-
-def _running_max(x: np.ndarray, before: int, after: int) -> np.ndarray:
-    """``out[i] = max(x[i - before : i + after + 1])`` with the edge values repeated past the
-    ends (``scipy.ndimage.maximum_filter1d`` with mode "nearest"), in O(n): the van Herk /
-    Gil-Werman prefix and suffix maxima of windows-long blocks."""
-    n, w = len(x), before + after + 1
-    if n == 0 or w == 1:
-        return np.array(x, copy=True)
-    xp = np.concatenate([np.full(before, x[0]), x, np.full(after, x[-1])])
-    nb = -(-len(xp) // w)
-    xq = np.full(nb * w, -np.inf, dtype=np.result_type(x.dtype, np.float32))
-    xq[:len(xp)] = xp
-    blocks = xq.reshape(nb, w)
-    pre = np.maximum.accumulate(blocks, axis=1).reshape(-1)
-    suf = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].reshape(-1)
-    i = np.arange(n)
-    return np.maximum(suf[i], pre[i + w - 1])
-
-
 def _k_weighted(y: np.ndarray, sr: int) -> np.ndarray:
     """K-weighted copy of ``y`` (C, n), float32 like the meter."""
-    return filter_active(k_weighting_sos(sr), y)
+    return filter_active(k_weighting_sos(sr).astype(np.float32), y)
 
 
 # a filter's ringing is followed until it is this far below its input's level
@@ -313,12 +249,12 @@ def filter_active(sos: np.ndarray, y: np.ndarray) -> np.ndarray:
     a signal without such silences is filtered in one piece, exactly as ``sosfilt``.
 
     Returns:
-        a new float32 array of ``y``'s shape.
+        a new array of ``y``'s shape, the dtype ``sosfilt`` gives.
     """
     n = y.shape[-1]
     ring = _ring_samples(np.asarray(sos, dtype=np.float64).tobytes(), len(sos))
     if ring < 0 or n <= 2 * ring + _ACTIVE_BLOCK:
-        return sosfilt(sos, y)
+        return sosfilt(sos, y, axis=-1)
     n_full = n // _ACTIVE_BLOCK
     playing = np.any(y[:, :n_full * _ACTIVE_BLOCK].reshape(y.shape[0], n_full, _ACTIVE_BLOCK)
                      != 0, axis=(0, 2))
@@ -333,11 +269,12 @@ def filter_active(sos: np.ndarray, y: np.ndarray) -> np.ndarray:
         else:
             spans.append([a0, b0])
     if len(spans) == 1 and spans[0][0] == 0 and spans[0][1] + ring >= n:
-        return sosfilt(sos, y)
-    out = np.zeros(y.shape, dtype=np.float32)
+        return sosfilt(sos, y, axis=-1)
+    out_dtype = np.result_type(sos.dtype, y.dtype, np.float32)
+    out = np.zeros(y.shape, dtype=out_dtype)
     for a0, b0 in spans:
         end = min(n, b0 + ring)
-        out[:, a0:end] = sosfilt(sos, y[:, a0:end])
+        out[:, a0:end] = sosfilt(sos, y[:, a0:end], axis=-1)
     return out
 
 
@@ -662,9 +599,8 @@ def _one_pole(x: np.ndarray, tau_blocks: float) -> np.ndarray:
     if len(x) == 0 or tau_blocks <= 0:
         return x
     a = math.exp(-1.0 / tau_blocks)
-    # from the state that gives y[0] = x[0] (transposed direct form II delays)
-    return sosfilt([[1.0 - a, 0.0, 0.0, 1.0, -a, 0.0]], x,
-                   state=[a * float(x[0]), 0.0]).astype(np.float64)
+    y, _ = lfilter([1.0 - a], [1.0, -a], x, zi=[a * x[0]])
+    return y
 
 
 def _follow(x: np.ndarray, *, attack_blocks: float, release_blocks: float) -> np.ndarray:
@@ -763,13 +699,13 @@ def _eq_sos(s: MixSettings, sr: int) -> np.ndarray | None:
     nyq = sr / 2.0
     sections = []
     if s.highpass_hz and 0 < s.highpass_hz < 0.95 * nyq:
-        sections.append(butter2(s.highpass_hz, "highpass", sr))
+        sections.append(butter(2, s.highpass_hz, "highpass", fs=sr, output="sos"))
     if s.lowpass_hz and 0 < s.lowpass_hz < 0.95 * nyq:
-        sections.append(butter2(s.lowpass_hz, "lowpass", sr))
+        sections.append(butter(2, s.lowpass_hz, "lowpass", fs=sr, output="sos"))
     for freq, gain, q in s.eq:
         if gain and 0 < freq < nyq:
             sections.append(_peaking_sos(freq, gain, q, sr))
-    return np.vstack(sections) if sections else None
+    return np.vstack(sections).astype(np.float32) if sections else None
 
 
 def _pan_gains(pan: float) -> tuple[float, float]:
@@ -787,7 +723,7 @@ def _sidechain_envelope(trigger: np.ndarray, sr: int, hop: int) -> np.ndarray:
     """
     d = max(k for k in range(1, hop + 1) if hop % k == 0 and sr / k >= 4000.0)
     mono = (_blocks(trigger[0], d, "sum") + _blocks(trigger[1], d, "sum")) / (2.0 * d)
-    sos = butter2(DUCK_SIDECHAIN_LOWPASS_HZ, "lowpass", sr / d)
+    sos = butter(2, DUCK_SIDECHAIN_LOWPASS_HZ, "lowpass", fs=sr / d, output="sos")
     low = np.abs(sosfilt(sos, mono))
     blocks_per_s = sr / hop
     env = _follow(_blocks(low, hop // d), attack_blocks=DUCK_ATTACK_S * blocks_per_s,
@@ -831,7 +767,8 @@ def _limiter_reduction(need_db: np.ndarray, sr: int, hop: int) -> np.ndarray:
     """
     blocks_per_s = sr / hop
     hold = max(3, int(round(LIMITER_HOLD_S * blocks_per_s)) | 1)
-    r = _running_max(_running_max(need_db, 1, 1), hold - 1, 0)  # held after the peak
+    r = maximum_filter1d(maximum_filter1d(need_db, 3, mode="nearest"), hold,
+                         origin=hold // 2, mode="nearest")  # hold after the peak
     release = _peak_release(r, LIMITER_RELEASE_S * blocks_per_s)
     attack = _peak_release(r[::-1], LIMITER_ATTACK_S * blocks_per_s)[::-1]
     return np.maximum(np.maximum(release, attack), r)
@@ -1181,8 +1118,9 @@ def _reverb(sends: np.ndarray, sr: int, workers: int = 1) -> np.ndarray:
     delay = min(int(round(REVERB_PREDELAY_S * sr)), n)
     chunk = int(REVERB_CHUNK_S * sr)
     tail = int(REVERB_TAIL_S * sr)
-    sos = np.vstack([butter2(REVERB_RETURN_HIGHPASS_HZ, "highpass", sr),
-                     butter2(min(REVERB_RETURN_LOWPASS_HZ, 0.45 * sr), "lowpass", sr)])
+    sos = np.vstack([butter(2, REVERB_RETURN_HIGHPASS_HZ, "highpass", fs=sr, output="sos"),
+                     butter(2, min(REVERB_RETURN_LOWPASS_HZ, 0.45 * sr), "lowpass", fs=sr,
+                            output="sos")]).astype(np.float32)
     gain = np.float32(10.0 ** (REVERB_RETURN_DB / 20.0))
     # chunk k covers output samples a..b; its input is the send delayed by the pre-delay
     spans = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
@@ -1196,7 +1134,7 @@ def _reverb(sends: np.ndarray, sr: int, workers: int = 1) -> np.ndarray:
         x[:, (b - a) - seg.shape[1]:b - a] = seg
         plugin = pedalboard.Reverb(room_size=REVERB_ROOM_SIZE, damping=REVERB_DAMPING,
                                    wet_level=1.0, dry_level=0.0, width=1.0)
-        wet = sosfilt(sos, plugin(x, sr, reset=True))
+        wet = sosfilt(sos, plugin(x, sr, reset=True), axis=-1)
         wet *= gain
         return wet
 
