@@ -185,6 +185,32 @@ def test_a_pool_that_gains_a_file_slices_only_that_file(tmp_path, monkeypatch):
     assert abs(again.slices[1].pitch - 50) < 0.2
 
 
+def test_the_interpret_cache_keeps_under_its_cap_dropping_the_least_recent(tmp_path,
+                                                                           monkeypatch):
+    import loopmind.generate.interpret.slices as slices_mod
+    from loopmind.config import Settings
+
+    settings = Settings.from_env({"LOOPMIND_HOME": str(tmp_path / "home")})
+    folder = Path(settings.cache_dir) / "interpret"
+    (folder / "items" / "ab").mkdir(parents=True)
+    old = []
+    for i in range(6):  # banks of pools used long ago, oldest first
+        p = folder / ("items/ab" if i % 2 else ".") / f"old{i}.json"
+        p.write_bytes(b"x" * 100_000)
+        os.utime(p, ns=(10**18 + i, 10**18 + i))
+        old.append(p)
+    p = tmp_path / "note.wav"
+    write_audio(p, tone(_midi_hz(45), 0.5, harmonics=4))
+    items = [_item(1, p, role="bass", kind="oneshot", duration_s=0.5)]
+    monkeypatch.setattr(slices_mod, "INTERPRET_CACHE_BYTES", 400_000)
+    bank = slices_mod.slice_pool(Pool(items=items, source="t"), settings=settings)
+    # 600 kB of old files and the new bank: the oldest go until under 90 % of 400 kB
+    assert [q.exists() for q in old] == [False, False, False, True, True, True]
+    again = slices_mod.slice_pool(Pool(items=items, source="t"), settings=settings)
+    assert again.from_cache and [s.id for s in again.slices] == [s.id for s in bank.slices]
+    assert slices_mod.trim_cache(Path(settings.cache_dir), 10**9) == 0  # under the cap: kept
+
+
 # -- learning and the sequence model -----------------------------------------------------------
 
 def test_learned_statistics(interp):

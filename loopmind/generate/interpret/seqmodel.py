@@ -15,6 +15,8 @@ model of another version, vocabulary or shape is refused and retrained.
 
 from __future__ import annotations
 
+import os
+
 import hashlib
 import json
 import logging
@@ -352,6 +354,10 @@ def load_model(path: Path, vocab: list[str]) -> tuple[GRUModel | None, str | Non
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     if shapes != want:
         return None, "cached sequence model has another shape: retrained"
+    try:
+        os.utime(path)  # used: the interpret cache's size cap removes the least recent first
+    except OSError:
+        pass
     return GRUModel(vocab=vocab, state=state, epochs=int(meta.get("epochs", 0)),
                     train_s=float(meta.get("train_s", 0.0)), loss=float(meta.get("loss", 0.0)),
                     stopped_by_budget=bool(meta.get("stopped_by_budget")),

@@ -477,6 +477,40 @@ def _cache_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / "interpret" / f"slices-{key}.json"
 
 
+# the interpret cache (slice banks, per-segment slices, sequence models) stays under this; every
+# pool a prompt, folder or tag makes has its own bank (a 900-file pool's is about 5 MB)
+INTERPRET_CACHE_BYTES = 512 * 1024 * 1024
+
+
+def trim_cache(cache_dir: Path, max_bytes: int = INTERPRET_CACHE_BYTES) -> int:
+    """Remove the least recently used files of the interpret cache until it is under 90 % of
+    ``max_bytes`` (when it is over ``max_bytes``); returns the number removed. Reads refresh
+    a file's mtime, so recent pools stay. Errors only leave files in place."""
+    files = []
+    for root, _dirs, names in os.walk(Path(cache_dir) / "interpret"):
+        for name in names:
+            p = os.path.join(root, name)
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            files.append((st.st_mtime_ns, p, st.st_size))
+    total = sum(size for _, _, size in files)
+    if total <= max_bytes:
+        return 0
+    removed = 0
+    for _, p, size in sorted(files):
+        if total <= 0.9 * max_bytes:
+            break
+        try:
+            os.unlink(p)
+        except OSError:
+            continue
+        total -= size
+        removed += 1
+    return removed
+
+
 def _item_cache_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / "interpret" / "items" / key[:2] / f"{key}.json"
 
@@ -493,7 +527,12 @@ def _read_item_cache(path: Path, key: str) -> tuple[list[Slice], str | None] | N
         d = json.loads(path.read_text())
         if d.get("version") != SLICE_VERSION or d.get("key") != key:
             return None
-        return [_slice_from_json(x) for x in d["slices"]], d.get("note")
+        got = [_slice_from_json(x) for x in d["slices"]], d.get("note")
+        try:
+            os.utime(path)
+        except OSError:
+            pass
+        return got
     except FileNotFoundError:
         return None
     except Exception as exc:  # noqa: BLE001 - a corrupt entry is sliced again
@@ -519,6 +558,10 @@ def _read_cache(path: Path, key: str) -> SliceBank | None:
         if d.get("version") != SLICE_VERSION or d.get("key") != key:
             return None
         slices = [_slice_from_json(x) for x in d["slices"]]
+        try:
+            os.utime(path)  # used: kept by the size cap
+        except OSError:
+            pass
         return SliceBank(key=key, slices=slices, notes=list(d.get("notes", [])),
                          from_cache=True)
     except FileNotFoundError:
@@ -708,4 +751,5 @@ def slice_pool(pool, *, settings=None, use_cache: bool = True,
     bank = SliceBank(key=key, slices=slices, notes=notes)
     if use_cache:
         _write_cache(path, bank)
+        trim_cache(cache_dir, INTERPRET_CACHE_BYTES)
     return bank
