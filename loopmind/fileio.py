@@ -1,4 +1,5 @@
-"""The one way LoopMind replaces a file, syncs a folder, or mutes C libraries' stderr.
+"""The one way LoopMind replaces a file, syncs a folder, trims a cache folder, or mutes C
+libraries' stderr.
 
 Files are written to a hidden temporary file in the same folder and renamed over the old one
 (``os.replace`` is atomic on POSIX), so a reader sees the old file or the new one, never a
@@ -61,6 +62,35 @@ def fsync_dir(folder: os.PathLike | str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def remove_least_recent(files: list[tuple[int, str, int]],
+                        target_bytes: float) -> tuple[int, int]:
+    """Delete cache files, least recently used first, until the rest take at most
+    ``target_bytes``.
+
+    Args:
+        files: (last use, path, size in bytes) of every file of the cache.
+        target_bytes: what may stay.
+
+    Returns:
+        (files removed, bytes left). A file that cannot be removed stays and counts; one that
+        is already gone (another process trimmed it) counts as removed.
+    """
+    total = sum(size for _, _, size in files)
+    removed = 0
+    for _, path, size in sorted(files):
+        if total <= target_bytes:
+            break
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue
+        total -= size
+        removed += 1
+    return removed, total
 
 
 @contextlib.contextmanager

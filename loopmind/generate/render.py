@@ -38,6 +38,7 @@ from typing import Callable
 import numpy as np
 
 from loopmind.errors import DecodeError, LoopMindError
+from loopmind.fileio import remove_least_recent
 from loopmind.generate.song import STEPS_PER_BAR, Clip, SliceEvent, Song
 
 log = logging.getLogger(__name__)
@@ -479,20 +480,7 @@ class StretchCache:
             with suppress(OSError):
                 st = e.stat()
                 entries.append((max(st.st_mtime_ns, st.st_atime_ns), e.path, st.st_size))
-        entries.sort()
-        total = sum(s for _, _, s in entries)
-        removed = 0
-        for _, path, size in entries:
-            if total <= target:
-                break
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass  # another process evicted it
-            except OSError:
-                continue
-            total -= size
-            removed += 1
+        removed, total = remove_least_recent(entries, target)
         with self._lock:
             self._size = total
         return removed

@@ -15,15 +15,15 @@ model of another version, vocabulary or shape is refused and retrained.
 
 from __future__ import annotations
 
-import os
-
 import hashlib
 import json
 import logging
 import math
+import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -354,10 +354,8 @@ def load_model(path: Path, vocab: list[str]) -> tuple[GRUModel | None, str | Non
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     if shapes != want:
         return None, "cached sequence model has another shape: retrained"
-    try:
+    with suppress(OSError):
         os.utime(path)  # used: the interpret cache's size cap removes the least recent first
-    except OSError:
-        pass
     return GRUModel(vocab=vocab, state=state, epochs=int(meta.get("epochs", 0)),
                     train_s=float(meta.get("train_s", 0.0)), loss=float(meta.get("loss", 0.0)),
                     stopped_by_budget=bool(meta.get("stopped_by_budget")),

@@ -15,15 +15,15 @@ are skipped with a note.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import hashlib
 import json
 import logging
 import math
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -495,20 +495,11 @@ def trim_cache(cache_dir: Path, max_bytes: int = INTERPRET_CACHE_BYTES) -> int:
             except OSError:
                 continue
             files.append((st.st_mtime_ns, p, st.st_size))
-    total = sum(size for _, _, size in files)
-    if total <= max_bytes:
+    from loopmind.fileio import remove_least_recent
+
+    if sum(size for _, _, size in files) <= max_bytes:
         return 0
-    removed = 0
-    for _, p, size in sorted(files):
-        if total <= 0.9 * max_bytes:
-            break
-        try:
-            os.unlink(p)
-        except OSError:
-            continue
-        total -= size
-        removed += 1
-    return removed
+    return remove_least_recent(files, 0.9 * max_bytes)[0]
 
 
 def _item_cache_path(cache_dir: Path, key: str) -> Path:
@@ -522,65 +513,68 @@ def _slice_from_json(d: dict) -> Slice:
     return Slice(**d)
 
 
-def _read_item_cache(path: Path, key: str) -> tuple[list[Slice], str | None] | None:
+def _read_json_cache(path: Path, key: str) -> dict | None:
+    """A cache entry written by ``_write_json_cache`` for ``key`` (None: missing, of another
+    version or key, or unreadable). A read refreshes the file's mtime, which the size cap
+    goes by."""
     try:
         d = json.loads(path.read_text())
-        if d.get("version") != SLICE_VERSION or d.get("key") != key:
-            return None
-        got = [_slice_from_json(x) for x in d["slices"]], d.get("note")
-        try:
-            os.utime(path)
-        except OSError:
-            pass
-        return got
     except FileNotFoundError:
         return None
-    except Exception as exc:  # noqa: BLE001 - a corrupt entry is sliced again
+    except Exception as exc:  # noqa: BLE001 - a corrupt cache is rebuilt, never trusted
+        log.info("ignoring unreadable slice cache %s: %s", path, exc)
+        return None
+    if not isinstance(d, dict) or d.get("version") != SLICE_VERSION or d.get("key") != key:
+        return None
+    with suppress(OSError):
+        os.utime(path)
+    return d
+
+
+def _write_json_cache(path: Path, key: str, **fields) -> None:
+    """Write a cache entry atomically (errors are logged: a read-only cache only costs
+    time)."""
+    from loopmind.fileio import atomic_write
+
+    data = {"version": SLICE_VERSION, "key": key, **fields}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(data).encode(), fsync=False)
+    except OSError as exc:
+        log.warning("cannot write slice cache %s: %s", path, exc)
+
+
+def _read_item_cache(path: Path, key: str) -> tuple[list[Slice], str | None] | None:
+    d = _read_json_cache(path, key)
+    if d is None:
+        return None
+    try:
+        return [_slice_from_json(x) for x in d["slices"]], d.get("note")
+    except Exception as exc:  # noqa: BLE001 - a damaged entry is sliced again
         log.info("ignoring unreadable slice cache %s: %s", path, exc)
         return None
 
 
 def _write_item_cache(path: Path, key: str, slices: list[Slice], note: str | None) -> None:
-    from loopmind.fileio import atomic_write
-
-    data = {"version": SLICE_VERSION, "key": key, "note": note,
-            "slices": [asdict(x) for x in slices]}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(data).encode(), fsync=False)
-    except OSError as exc:  # a read-only cache only costs time
-        log.warning("cannot write slice cache %s: %s", path, exc)
+    _write_json_cache(path, key, note=note, slices=[asdict(x) for x in slices])
 
 
 def _read_cache(path: Path, key: str) -> SliceBank | None:
+    d = _read_json_cache(path, key)
+    if d is None:
+        return None
     try:
-        d = json.loads(path.read_text())
-        if d.get("version") != SLICE_VERSION or d.get("key") != key:
-            return None
         slices = [_slice_from_json(x) for x in d["slices"]]
-        try:
-            os.utime(path)  # used: kept by the size cap
-        except OSError:
-            pass
         return SliceBank(key=key, slices=slices, notes=list(d.get("notes", [])),
                          from_cache=True)
-    except FileNotFoundError:
-        return None
     except Exception as exc:  # noqa: BLE001 - a corrupt cache is rebuilt, never trusted
         log.info("ignoring unreadable slice cache %s: %s", path, exc)
         return None
 
 
 def _write_cache(path: Path, bank: SliceBank) -> None:
-    from loopmind.fileio import atomic_write
-
-    data = {"version": SLICE_VERSION, "key": bank.key, "notes": bank.notes,
-            "slices": [asdict(s) for s in bank.slices]}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(data).encode(), fsync=False)
-    except OSError as exc:  # a read-only cache only costs time
-        log.warning("cannot write slice cache %s: %s", path, exc)
+    _write_json_cache(path, bank.key, notes=bank.notes,
+                      slices=[asdict(s) for s in bank.slices])
 
 
 def _load_mono(item, sr: int) -> np.ndarray:

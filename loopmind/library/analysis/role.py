@@ -108,8 +108,7 @@ def _feature_names() -> list[str]:
 
 
 FEATURE_NAMES: tuple[str, ...] = tuple(_feature_names())
-_N_ENVELOPE = 14
-N_ENVELOPE = _N_ENVELOPE  # role_features starts with this many envelope features
+N_ENVELOPE = 14  # role_features starts with this many envelope features
 N_FEATURES = len(FEATURE_NAMES)
 
 
@@ -221,7 +220,7 @@ def _spectral_features(spec: Spectrogram) -> list[float]:
     e = P.sum(axis=0)
     emax = float(e.max()) if e.size else 0.0
     if emax <= 0:
-        return [0.0] * (N_FEATURES - _N_ENVELOPE)
+        return [0.0] * (N_FEATURES - N_ENVELOPE)
     active = e > emax * 10.0 ** (_SILENCE_DB / 10.0)
     loud = e > emax * 1e-3  # within 30 dB of the loudest frame
     idx_loud = np.flatnonzero(loud)

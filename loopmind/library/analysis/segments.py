@@ -72,7 +72,8 @@ def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None,
         raise AnalysisError("silent: no audio above -70 LUFS")
     hints = parse_name(os.fsdecode(path))
     spec = Spectrogram(y, sr)
-    tempo = _tempo_from_metadata(path, hints, len(y) / float(sr))
+    tempo = _tempo_from_metadata(path, hints, len(y) / float(sr)) \
+        if decoded.info.format == "WAV" else None
     if tempo is None:
         tempo = tempo_mod.estimate_tempo(y, sr=sr, spec=spec, bpm_hint=hints.bpm,
                                          is_loop=True if hints.kind == "loop" else None)
@@ -127,7 +128,7 @@ METADATA_CONFIDENCE = 0.95
 
 
 def _tempo_from_metadata(path, hints, duration_s: float):
-    """The tempo an ``acid`` chunk states when its beats give the file's length (None:
+    """The tempo a WAV's ``acid`` chunk states when its beats give the file's length (None:
     estimate it). A one-shot flag makes the file a one-shot; a tempo the length does not
     confirm is evidence for the estimator, like a tempo in the name. ``hints`` is updated."""
     from loopmind.library.analysis.tempo import TempoEstimate
