@@ -9,6 +9,7 @@ channel count or sample rate; loudness is measured on the native-rate blocks on 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import subprocess
@@ -22,6 +23,8 @@ import numpy as np
 from loopmind.errors import DecodeError, UnsupportedFormatError
 from loopmind.library.analysis.loudness import LoudnessMeter, LoudnessTrack
 from loopmind.fileio import quiet_stderr as _quiet_stderr
+
+log = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
@@ -63,16 +66,38 @@ class DecodedAudio:
         sr: sample rate of ``y`` (the analysis rate).
         info: the file's native properties.
         loudness: per-100 ms loudness and true peak of the native signal.
+        path: the file, where a span's true peak can be measured again (see
+            ``true_peak_db``); None when the loudness track is exact everywhere.
     """
 
     y: np.ndarray
     sr: int
     info: AudioInfo
     loudness: LoudnessTrack
+    path: Path | None = None
 
     @property
     def duration_s(self) -> float:
         return len(self.y) / self.sr
+
+    def true_peak_db(self, start_s: float = 0.0, end_s: float | None = None) -> float:
+        """True peak of a span of the file in dBTP.
+
+        The meter oversamples only near the file's running peak, which gives the whole
+        file's true peak and that of any span holding its own loudest sample so far; a span
+        quieter than something before it (the quiet part of a long file) is read again from
+        the file, that span alone (``_span_true_peak``).
+        """
+        lt = self.loudness
+        if self.path is None or lt.true_peak_exact(start_s, end_s):
+            return lt.true_peak_db(start_s, end_s)
+        a, b = lt.span_frames(start_s, end_s, self.info.sr)
+        try:
+            peak = _span_true_peak(self.path, self.info, a, b, lt.true_peak_db(start_s, end_s))
+        except Exception:  # noqa: BLE001 - the first read went through; keep its bound
+            log.debug("true peak of %s [%d, %d) not re-read", self.path, a, b, exc_info=True)
+            return lt.true_peak_db(start_s, end_s)
+        return float(20.0 * np.log10(max(peak, 1e-6)))
 
 
 def is_audio_path(path: os.PathLike | str) -> bool:
@@ -364,7 +389,7 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
         return _ffmpeg_decode(path, info, sr=sr, max_duration_s=max_duration_s)
     check_duration(info, max_duration_s)
     meter_channels = min(info.channels, 2)
-    meter = LoudnessMeter(info.sr, meter_channels)
+    meter = LoudnessMeter(info.sr, meter_channels, running_peak=True)
     resample = _resampler(info.sr, sr)
     pieces: list[np.ndarray] = []
     n_read = 0
@@ -414,7 +439,7 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
     info = AudioInfo(format=info.format, subtype=info.subtype, sr=info.sr,
                      channels=info.channels, frames=n_read)
     return DecodedAudio(y=np.ascontiguousarray(y, dtype=np.float32), sr=sr, info=info,
-                        loudness=meter.result())
+                        loudness=meter.result(), path=path)
 
 
 # the mono fold (L + R) / 2 keeps (1 + r) / 2 of the channels' mean energy for a correlation
@@ -422,6 +447,38 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
 # mostly in opposite phase (a polarity-flipped channel, an extreme stereo widener) and the fold
 # is not the sound
 _FOLD_CANCELLED = 0.25
+
+
+def _span_true_peak(path: Path, info: AudioInfo, a: int, b: int, bound_db: float) -> float:
+    """True peak (linear) of native frames ``[a, b)`` of a file, every step interpolated as
+    the meter does (with its context of ``_TP_HALF`` frames each side): a second read of one
+    segment. ``bound_db`` (what the meter found, a lower bound) is kept if it is larger."""
+    import soundfile as sf
+
+    from loopmind.library.analysis.loudness import _TP_HALF, STEP_S, _block_true_peak
+
+    h = _TP_HALF
+    lo, hi = max(0, a - h), b + h
+    parts: list[np.ndarray] = []
+    with sf.SoundFile(os.fsencode(path)) as f:
+        at = 0
+        if f.seekable():
+            f.seek(lo)
+            at = lo
+        for block in _float_blocks(f, info.subtype):
+            block = _to_stereo(block)
+            end = at + len(block)
+            if end > lo:
+                parts.append(block[max(0, lo - at):hi - at].T.copy())
+            at = end
+            if at >= hi:
+                break
+    got = np.concatenate(parts, axis=1) if parts else np.zeros((1, 0), dtype=np.float32)
+    x = np.zeros((got.shape[0], (b - a) + 2 * h), dtype=np.float32)
+    x[:, lo - (a - h):lo - (a - h) + got.shape[1]] = got[:, :x.shape[1] - (lo - (a - h))]
+    step = max(1, int(round(info.sr * STEP_S)))
+    values, _ = _block_true_peak(x, step, b - a)
+    return max(float(values.max()) if len(values) else 0.0, 10 ** (bound_db / 20.0))
 
 
 def _to_stereo(block: np.ndarray) -> np.ndarray:

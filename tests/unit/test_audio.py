@@ -173,3 +173,30 @@ def test_channels_in_opposite_phase_are_not_folded_away(tmp_path):
         sf.write(path, stereo, sr, subtype="FLOAT")
         np.testing.assert_array_equal(decode(path, sr=sr).y,
                                       (stereo[:, 0] + stereo[:, 1]) * np.float32(0.5))
+
+
+@pytest.mark.parametrize("ext,subtype", [(".wav", "PCM_24"), (".flac", "PCM_24")])
+def test_true_peak_of_a_quiet_segment_after_a_loud_one(tmp_path, ext, subtype):
+    """The meter skips steps far below the file's running peak; a quiet span after a loud
+    part is then read again from the file, so its true peak is what a meter interpolating
+    every step gives (an fs/4 sine: samples 3 dB below the waveform)."""
+    from loopmind.library.analysis.loudness import measure
+
+    sr = 48000
+    t = np.arange(sr * 3) / sr
+    sine = np.sin(2 * np.pi * sr / 4 * t + np.pi / 4)
+    y = np.concatenate([0.1 * sine, 0.9 * sine, 0.1 * sine])
+    path = tmp_path / f"loud_then_quiet{ext}"
+    sf.write(path, np.stack([y, 0.5 * y], axis=1), sr, subtype=subtype)
+    d = decode(path)
+    every_step = measure(sf.read(path, dtype="float32")[0], sr)
+    assert every_step.running is None
+    spans = [(6.0, 9.0), (7.0, 7.5), (6.5, None), (0.0, 3.0), (3.0, 6.0), (0.0, None)]
+    for a, b in spans:
+        assert d.true_peak_db(a, b) == pytest.approx(every_step.true_peak_db(a, b), abs=1e-4)
+    assert not d.loudness.true_peak_exact(7.0, 7.5)  # the spans the second read measured
+    assert d.true_peak_db(7.0, 7.5) == pytest.approx(20 * np.log10(0.1), abs=0.05)
+    # the file gone before the second read: the meter's value (a lower bound), no error
+    path.unlink()
+    assert d.true_peak_db(7.0, 7.5) == pytest.approx(d.loudness.true_peak_db(7.0, 7.5))
+    assert d.true_peak_db(7.0, 7.5) < 20 * np.log10(0.1) - 2.0

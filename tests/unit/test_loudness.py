@@ -268,7 +268,7 @@ def test_row_true_peak_covers_every_candidate_pair(name):
     # mono, and stereo with a second channel whose candidates sit elsewhere
     for x in (x, np.stack([x, -0.7 * x[::-1]]), np.stack([np.zeros_like(x), x])):
         channels = np.atleast_2d(x)
-        got = _block_true_peak(x, step).astype(np.float64)
+        got = _block_true_peak(x, step)[0].astype(np.float64)
         pairwise = np.max([_pairwise_true_peak(c, step) for c in channels], axis=0)
         full = np.max([_full_block_true_peak(c, step) for c in channels], axis=0)
         assert got.shape == pairwise.shape == full.shape
@@ -293,3 +293,44 @@ def test_true_peak_of_short_and_odd_lengths_equals_full_oversampling(n):
     full = _full_true_peak(y, int(sr * 0.1))
     assert len(got) == len(full)
     assert np.abs(20 * np.log10(got / full)).max() < 0.005
+
+
+@pytest.mark.parametrize("sr", [44100, 48000])
+def test_running_peak_meter_gives_the_whole_true_peak(sr):
+    """A meter that interpolates only near the file's running peak finds the same whole-file
+    true peak as full oversampling, fed in blocks, for every fixture (also stereo, and with
+    the loudest part last or first)."""
+    for name, y in _inter_sample_fixtures(sr).items():
+        for order in (1, -1):
+            y2 = np.concatenate([0.2 * y, y])[::order].astype(np.float32)[:, None]
+            if name == "bursts":
+                y2 = np.concatenate([y2 * 0.3, np.roll(y2, 777, axis=0)], axis=1)
+            full = _full_true_peak(y2, int(sr * 0.1)).max()
+            meter = LoudnessMeter(sr, y2.shape[1], running_peak=True)
+            for a in range(0, len(y2), 65536):
+                meter.feed(y2[a:a + 65536])
+            track = meter.result()
+            assert track.true_peak_exact()
+            assert 20 * np.log10(track.true_peak.max() / full) == pytest.approx(0.0, abs=0.1), \
+                (name, order)
+
+
+def test_running_peak_flags_a_quiet_span_after_a_loud_one():
+    """A span quieter than an earlier peak is not claimed exact; one that holds its own
+    running peak is, and then its value is full oversampling's."""
+    sr = 48000
+    t = np.arange(sr * 2) / sr
+    sine = np.sin(2 * np.pi * sr / 4 * t + np.pi / 4)  # samples at -3 dB of the waveform
+    y = np.concatenate([0.1 * sine, 0.9 * sine, 0.1 * sine]).astype(np.float32)[:, None]
+    meter = LoudnessMeter(sr, 1, running_peak=True)
+    meter.feed(y)
+    track = meter.result()
+    full = _full_true_peak(y, int(sr * 0.1))
+    for a, b, exact in ((0.0, 2.0, True), (0.0, 4.0, True), (2.0, 4.0, True),
+                        (4.0, 6.0, False), (0.0, None, True)):
+        assert track.true_peak_exact(a, b) is exact, (a, b)
+        if exact:
+            want = 20 * np.log10(full[int(a * 10):None if b is None else int(b * 10)].max())
+            assert track.true_peak_db(a, b) == pytest.approx(want, abs=0.05)
+    # the quiet tail's value is a lower bound: its samples, not its waveform's peak
+    assert track.true_peak_db(4.0, 6.0) < 20 * np.log10(0.1) - 2.0

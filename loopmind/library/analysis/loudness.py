@@ -65,7 +65,7 @@ _TP_PHASES = _TP_FILTER[1:].astype(np.float32)  # the three phases between sampl
 
 
 # a sample pair is interpolated when one of its samples is within this factor of the step's
-# sample peak. The largest inter-sample overshoot of real material stays below 6 dB (full-band
+# sample peak (of the running peak, for a meter with ``running_peak``). The largest inter-sample overshoot of real material stays below 6 dB (full-band
 # white noise at 44.1 kHz reaches about 4 dB), so a pair of smaller samples cannot hold the
 # step's true peak; tests/unit/test_loudness.py checks this against full 4x oversampling
 _TP_CANDIDATE_RATIO = 0.5
@@ -92,13 +92,21 @@ def _row_phases(row: int) -> np.ndarray:
 _TP_ROW_PHASES = _row_phases(_TP_ROW)
 
 
-def _block_true_peak(x: np.ndarray, step: int, n: int | None = None) -> np.ndarray:
+def _block_true_peak(x: np.ndarray, step: int, n: int | None = None,
+                     floor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-step true peak (linear, the largest over channels) of a block, only oversampling
     near large samples.
 
     The interpolated peak between two samples exceeds the step's sample peak only where at
     least one of the two is within 6 dB of it (``_TP_CANDIDATE_RATIO``), so only rows of
     ``_TP_ROW`` pairs holding such a pair are interpolated.
+
+    With ``floor`` (the largest sample before the block, 0.0 at a file's start) the reference
+    is the running peak instead: the largest sample of any channel up to and including the
+    step. A step far below an earlier peak is then not interpolated at all, and its value is
+    exact only where it reaches that running peak, which is what ``LoudnessTrack`` checks
+    (``true_peak_exact``): the true peak of a span that ends at step ``s`` is
+    ``max(values)`` whenever that is at least ``running[s]``.
 
     Args:
         x: float32, shape (channels, frames) or (frames,): ``_TP_HALF`` samples of left
@@ -109,7 +117,9 @@ def _block_true_peak(x: np.ndarray, step: int, n: int | None = None) -> np.ndarr
         n: the block's length (default: ``frames - 2 * _TP_HALF``).
 
     Returns:
-        shape (ceil(n / step),).
+        (values, running), both shape (ceil(n / step),): the per-step true peak (linear)
+        and the running sample peak (``floor`` and every channel's samples up to and
+        including the step; without ``floor``, from the block's start).
     """
     R, taps = _TP_ROW, _TP_PHASES.shape[1]
     x = np.atleast_2d(x)
@@ -131,8 +141,15 @@ def _block_true_peak(x: np.ndarray, step: int, n: int | None = None) -> np.ndarr
         sample_peak[:, :n_full] = ax[:, :n_full * step].reshape(ch, n_full, step).max(axis=2)
     if n_full < n_steps:
         sample_peak[:, n_full] = ax[:, n_full * step:].max(axis=1)
+    running = np.maximum.accumulate(sample_peak.max(axis=0)) if n_steps else \
+        np.zeros(0, dtype=np.float32)
+    if floor is not None:
+        np.maximum(running, np.float32(floor), out=running)
+        reference = np.broadcast_to(running, sample_peak.shape)
+    else:
+        reference = sample_peak
     # a silent step has no candidates (an infinite threshold)
-    threshold = np.where(sample_peak > 0, sample_peak * _TP_CANDIDATE_RATIO, np.inf)
+    threshold = np.where(sample_peak > 0, reference * _TP_CANDIDATE_RATIO, np.inf)
     # loud[c, i]: sample i of channel c is a candidate; one row of padding so that row j can
     # look at the first sample of row j + 1 (the pair that crosses into it)
     loud = np.zeros((ch, (n_rows + 1) * R), dtype=bool)
@@ -151,7 +168,7 @@ def _block_true_peak(x: np.ndarray, step: int, n: int | None = None) -> np.ndarr
     selected |= loud[:, R::R]  # the row's last pair ends on the next row's first sample
     chans, rows = np.nonzero(selected)  # in (channel, row) order
     if len(rows) == 0:
-        return sample_peak.max(axis=0)
+        return sample_peak.max(axis=0), running
     size = x.itemsize
     windows = np.lib.stride_tricks.as_strided(
         x[:, 1:], (ch, n_rows, R + taps - 1), (x.strides[0], R * size, size))
@@ -174,7 +191,7 @@ def _block_true_peak(x: np.ndarray, step: int, n: int | None = None) -> np.ndarr
     interpolated = np.zeros(at.shape, dtype=np.float32)
     interpolated[used] = np.maximum.reduceat(flat[:at[-1]], at[used])
     tp = np.maximum(sample_peak, interpolated.reshape(ch, n_steps + 1)[:, :n_steps])
-    return tp.max(axis=0)
+    return tp.max(axis=0), running
 
 
 _FILTER_CACHE: dict[bytes, tuple] = {}
@@ -306,13 +323,17 @@ class LoudnessTrack:
 
     Attributes:
         mean_square: channel-summed mean square of the K-weighted signal per step.
-        true_peak: true peak (linear, all channels) per step.
+        true_peak: true peak (linear, all channels) per step; with ``running``, exact only
+            where it reaches ``running`` (see ``true_peak_exact``).
         step_s: step length in seconds.
+        running: None when every step's true peak was measured; otherwise the running
+            sample peak of the file up to each step (a meter with ``running_peak``).
     """
 
     mean_square: np.ndarray
     true_peak: np.ndarray
     step_s: float = STEP_S
+    running: np.ndarray | None = None
 
     def _range(self, start_s: float, end_s: float | None) -> slice:
         a = int(np.floor(start_s / self.step_s + 1e-6))
@@ -341,10 +362,27 @@ class LoudnessTrack:
         return float(-0.691 + 10.0 * np.log10(gated.mean()))
 
     def true_peak_db(self, start_s: float = 0.0, end_s: float | None = None) -> float:
-        """True peak of a span in dBTP (-inf clipped to -120)."""
+        """True peak of a span in dBTP (-inf clipped to -120); a lower bound when
+        ``true_peak_exact`` says no."""
         tp = self.true_peak[self._range(start_s, end_s)]
         peak = float(tp.max()) if len(tp) else 0.0
         return float(20.0 * np.log10(max(peak, 1e-6)))
+
+    def true_peak_exact(self, start_s: float = 0.0, end_s: float | None = None) -> bool:
+        """Whether ``true_peak_db`` of the span is its true peak. It is unless the meter
+        skipped steps (``running``) and a louder sample came before the span's peak: then a
+        skipped step of the span may hold the peak (a quiet part after a loud one)."""
+        if self.running is None:
+            return True
+        span = self._range(start_s, end_s)
+        tp, run = self.true_peak[span], self.running[span]
+        return len(tp) == 0 or float(tp.max()) >= float(run[-1])
+
+    def span_frames(self, start_s: float, end_s: float | None, sr: int) -> tuple[int, int]:
+        """Native frames ``[a, b)`` of the steps a span's measurements cover."""
+        span = self._range(start_s, end_s)
+        step = max(1, int(round(sr * self.step_s)))
+        return span.start * step, span.stop * step
 
 
 class LoudnessMeter:
@@ -354,9 +392,14 @@ class LoudnessMeter:
         sr: native sample rate in Hz.
         channels: number of channels fed (weights are 1.0 each; surround weighting of
             BS.1770 for channels 4-5 is not applied to files without a channel map).
+        running_peak: interpolate only near the running peak of the file (the largest
+            sample so far) rather than near each step's own peak. The true peak of the
+            whole signal, and of every span ``true_peak_exact`` accepts, stays the same; a
+            quiet span after a loud one has to be measured again from the source
+            (``audio.DecodedAudio.true_peak_db`` does). Oversampling then costs about half.
     """
 
-    def __init__(self, sr: int, channels: int):
+    def __init__(self, sr: int, channels: int, *, running_peak: bool = False):
         self.sr = sr
         self.channels = channels
         self.step = max(1, int(round(sr * STEP_S)))
@@ -365,6 +408,8 @@ class LoudnessMeter:
         self._pending = np.zeros((0,), dtype=np.float32)  # summed squares not yet a full step
         self._ms: list[np.ndarray] = []
         self._tp: list[np.ndarray] = []
+        self._running: list[np.ndarray] | None = [] if running_peak else None
+        self._peak = 0.0  # the largest sample so far (running_peak)
         self._tail = np.zeros((channels, _TP_HALF), dtype=np.float32)  # left context
         self._tp_pending = np.zeros((channels, 0), dtype=np.float32)
 
@@ -423,7 +468,14 @@ class LoudnessMeter:
             x[:, at:at + take] = piece[:, :take]
             at += take
         x[:, at:] = 0.0
-        self._tp.append(_block_true_peak(x, self.step, n))
+        if self._running is None:
+            self._tp.append(_block_true_peak(x, self.step, n)[0])
+        else:
+            tp, running = _block_true_peak(x, self.step, n, floor=self._peak)
+            self._tp.append(tp)
+            self._running.append(running)
+            if len(running):
+                self._peak = float(running[-1])
         self._tail = x[:, n:n + h].copy()  # the last h of left context and block
 
     def result(self) -> LoudnessTrack:
@@ -445,7 +497,12 @@ class LoudnessMeter:
         ms = np.concatenate(self._ms) if self._ms else np.zeros(0)
         tp = np.concatenate(self._tp) if self._tp else np.zeros(0, dtype=np.float32)
         n = min(len(ms), len(tp))
-        return LoudnessTrack(mean_square=ms[:n], true_peak=tp[:n].astype(np.float32))
+        running = None
+        if self._running is not None:
+            running = (np.concatenate(self._running) if self._running
+                       else np.zeros(0, dtype=np.float32))[:n].astype(np.float32)
+        return LoudnessTrack(mean_square=ms[:n], true_peak=tp[:n].astype(np.float32),
+                             running=running)
 
 
 def measure(y: np.ndarray, sr: int) -> LoudnessTrack:

@@ -109,7 +109,7 @@ def analyze_audio(decoded, *, path: os.PathLike | str | bytes, embed=None,
                                                              role=role.role)]
         tags += [(t, "filename") for t in hints.tags]
         lufs = decoded.loudness.integrated_lufs(span.start_s, span.end_s)
-        tp = decoded.loudness.true_peak_db(span.start_s, span.end_s)
+        tp = decoded.true_peak_db(span.start_s, span.end_s)
         emb = embed(ys, sr=sr, spec=sspec) if embed is not None else None
         results.append(SegmentResult(
             index=i, start_s=float(span.start_s), end_s=float(span.end_s), kind=span.kind,

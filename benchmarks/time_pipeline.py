@@ -1,0 +1,139 @@
+"""Worker-stage CPU per audio second (what one pool worker spends on a file: hash, decode,
+loudness, chop, analyze, embed) of this checkout against another commit's, on the dev set.
+
+Each version runs in its own fresh process (``PYTHONPATH`` set to an exported copy of the
+commit), pinned by the caller to one core; the versions alternate, ``--reps`` passes each,
+so that drift of a shared machine falls on both. One pass calls ``process_file`` on every
+dev file (after a warm-up on the first few, which loads the models) and sums
+``time.process_time``. The figure is CPU ms per second of audio; quote the median and the
+ratio of medians. The segments' results are compared between the versions (so that a
+change meant to be exact can be seen to be): role, kind, bars, key, BPM, loudness and
+true peak.
+
+    OPENBLAS_NUM_THREADS=1 taskset -c 0 python benchmarks/time_pipeline.py \\
+        [--before main] [--reps 3] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_CHILD = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from loopmind.library.pipeline import process_file
+paths = json.load(open(sys.argv[2]))
+kw = dict(embedder_name="features", sr=22050, max_duration_s=3600.0)
+for p in paths[:4]:
+    process_file(p, **kw)
+cpu = audio = 0.0
+out = {}
+for p in paths:
+    t0 = time.process_time()
+    r = process_file(p, **kw)
+    cpu += time.process_time() - t0
+    audio += r.duration_s or 0.0
+    out[p] = r.error or [[s.get(k) if isinstance(s, dict) else getattr(s, k, None)
+                          for k in ("kind", "bars", "bpm", "key", "role", "lufs",
+                                    "true_peak_db")] for s in r.segments]
+json.dump({"cpu": cpu, "audio": audio, "segments": out}, open(sys.argv[3], "w"))
+"""
+
+
+def _export(ref: str, dest: Path) -> Path:
+    """The commit's tree (code and models) unpacked under ``dest``."""
+    archive = dest / "tree.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), ref,
+                    "loopmind", "models"], check=True)
+    with tarfile.open(archive) as tf:
+        tf.extractall(dest / "tree", filter="data")
+    return dest / "tree"
+
+
+def _pass(tree: Path, paths_file: Path, out: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    subprocess.run([sys.executable, "-c", _CHILD, str(tree), str(paths_file), str(out)],
+                   check=True, env=env, cwd=str(tree))
+    return json.loads(out.read_text())
+
+
+def _compare(a: dict, b: dict) -> str:
+    """How far the two versions' segment results are apart."""
+    diff_files, worst = 0, {"lufs": 0.0, "true_peak_db": 0.0, "bpm": 0.0}
+    labels_changed = 0
+    for p, sa in a.items():
+        sb = b.get(p)
+        if sa == sb:
+            continue
+        diff_files += 1
+        if isinstance(sa, str) or isinstance(sb, str) or len(sa) != len(sb):
+            labels_changed += 1
+            continue
+        for x, y in zip(sa, sb):
+            if (x[0], x[1], x[3], x[4]) != (y[0], y[1], y[3], y[4]):
+                labels_changed += 1
+            for i, k in ((2, "bpm"), (5, "lufs"), (6, "true_peak_db")):
+                if x[i] is not None and y[i] is not None:
+                    worst[k] = max(worst[k], abs(float(x[i]) - float(y[i])))
+    return (f"{diff_files} of {len(a)} files differ; {labels_changed} with another kind, bars, "
+            f"key or role (or error); largest difference: " +
+            ", ".join(f"{k} {v:.4f}" for k, v in worst.items()))
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.common import labels, machine
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--before", default="main", help="the commit to compare with")
+    ap.add_argument("--after", default=None,
+                    help="a commit for 'after' too (default: this checkout's files)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--limit", type=int, default=0, help="every n-th file, this many")
+    args = ap.parse_args()
+    paths = sorted({r["abspath"] for r in labels() if r["task"] != "flp"})
+    if args.limit:
+        paths = paths[:: max(1, len(paths) // args.limit)][: args.limit]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "b").mkdir()
+        trees = {"before": _export(args.before, tmp / "b")}
+        if args.after:
+            (tmp / "a").mkdir()
+            trees["after"] = _export(args.after, tmp / "a")
+        else:
+            trees["after"] = ROOT
+        paths_file = tmp / "paths.json"
+        paths_file.write_text(json.dumps(paths))
+        ms = {n: [] for n in trees}
+        last = {}
+        for r in range(args.reps):
+            for n in (list(trees) if r % 2 == 0 else list(trees)[::-1]):
+                res = _pass(trees[n], paths_file, tmp / f"{n}.json")
+                ms[n].append(1000.0 * res["cpu"] / res["audio"])
+                last[n] = res
+                print(f"rep {r} {n:6s}: {ms[n][-1]:.3f} ms CPU per audio s "
+                      f"({res['audio']:.0f} audio s)", flush=True)
+    med = {n: float(np.median(v)) for n, v in ms.items()}
+    print(f"{machine()}; {len(paths)} files; before = {args.before}")
+    for n in trees:
+        print(f"{n:6s}: median {med[n]:.3f} ms CPU per audio s "
+              f"(= {1000.0 / med[n]:.0f}x real time on one core); passes "
+              + " ".join(f"{x:.3f}" for x in ms[n]))
+    print(f"ratio before / after: {med['before'] / med['after']:.3f}")
+    print("results: " + _compare(last["before"]["segments"], last["after"]["segments"]))
+
+
+if __name__ == "__main__":
+    main()
