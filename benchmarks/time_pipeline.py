@@ -7,8 +7,8 @@ so that drift of a shared machine falls on both. One pass calls ``process_file``
 dev file (after a warm-up on the first few, which loads the models) and sums
 ``time.process_time``. The figure is CPU ms per second of audio; quote the median and the
 ratio of medians. The segments' results are compared between the versions (so that a
-change meant to be exact can be seen to be): role, kind, bars, key, BPM, loudness and
-true peak.
+change meant to be exact can be seen to be): kind, bars, key, role, tone tags, BPM,
+loudness, true peak, role confidence and the embedding.
 
     OPENBLAS_NUM_THREADS=1 taskset -c 0 python benchmarks/time_pipeline.py \\
         [--before main] [--reps 3] [--limit N]
@@ -44,9 +44,11 @@ for p in paths:
     r = process_file(p, **kw)
     cpu += time.process_time() - t0
     audio += r.duration_s or 0.0
-    out[p] = r.error or [[s.get(k) if isinstance(s, dict) else getattr(s, k, None)
-                          for k in ("kind", "bars", "bpm", "key", "role", "lufs",
-                                    "true_peak_db")] for s in r.segments]
+    out[p] = r.error or [[getattr(s, k, None) for k in ("kind", "bars", "bpm", "key", "role",
+                                                        "lufs", "true_peak_db")]
+                         + [sorted(t for t, _ in s.tags), s.role_confidence,
+                            None if s.embedding is None else
+                            [float(v) for v in s.embedding]] for s in r.segments]
 json.dump({"cpu": cpu, "audio": audio, "segments": out}, open(sys.argv[3], "w"))
 """
 
@@ -70,7 +72,9 @@ def _pass(tree: Path, paths_file: Path, out: Path) -> dict:
 
 def _compare(a: dict, b: dict) -> str:
     """How far the two versions' segment results are apart."""
-    diff_files, worst = 0, {"lufs": 0.0, "true_peak_db": 0.0, "bpm": 0.0}
+    diff_files = 0
+    worst = {"lufs": 0.0, "true_peak_db": 0.0, "bpm": 0.0, "role_confidence": 0.0,
+             "embedding": 0.0}
     labels_changed = 0
     for p, sa in a.items():
         sb = b.get(p)
@@ -81,14 +85,17 @@ def _compare(a: dict, b: dict) -> str:
             labels_changed += 1
             continue
         for x, y in zip(sa, sb):
-            if (x[0], x[1], x[3], x[4]) != (y[0], y[1], y[3], y[4]):
+            if (x[0], x[1], x[3], x[4], x[7]) != (y[0], y[1], y[3], y[4], y[7]):
                 labels_changed += 1
-            for i, k in ((2, "bpm"), (5, "lufs"), (6, "true_peak_db")):
+            for i, k in ((2, "bpm"), (5, "lufs"), (6, "true_peak_db"), (8, "role_confidence")):
                 if x[i] is not None and y[i] is not None:
                     worst[k] = max(worst[k], abs(float(x[i]) - float(y[i])))
+            if x[9] is not None and y[9] is not None:
+                worst["embedding"] = max(worst["embedding"], float(np.max(np.abs(
+                    np.asarray(x[9]) - np.asarray(y[9])))))
     return (f"{diff_files} of {len(a)} files differ; {labels_changed} with another kind, bars, "
-            f"key or role (or error); largest difference: " +
-            ", ".join(f"{k} {v:.4f}" for k, v in worst.items()))
+            f"key, role or tone tags (or error); largest difference: " +
+            ", ".join(f"{k} {v:.2g}" for k, v in worst.items()))
 
 
 def main() -> None:

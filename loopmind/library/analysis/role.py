@@ -117,8 +117,9 @@ def _log_time(t_s: float) -> float:
     return float(np.log10(max(t_s, 1e-3)))
 
 
-def _fine_envelope(y: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
-    """RMS envelope in dB re its peak at ~5 ms resolution; returns (env_db, hop_s)."""
+def _fine_envelope(y: np.ndarray, sr: int) -> tuple[np.ndarray, float, np.ndarray]:
+    """RMS envelope in dB re its peak at ~5 ms resolution; returns (env_db, hop_s, mean
+    square per hop)."""
     hop = max(16, int(round(sr * _ENV_HOP_S)))
     n = len(y) // hop
     if n < 1:
@@ -126,7 +127,7 @@ def _fine_envelope(y: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
     else:
         e = np.mean(np.square(y[: n * hop].reshape(n, hop), dtype=np.float64), axis=1)
     db = 10.0 * np.log10(np.maximum(e, 1e-12))
-    return db - db.max(), hop / sr
+    return db - db.max(), hop / sr, e
 
 
 def _first_below(x: np.ndarray, start: int, level: float) -> int:
@@ -136,7 +137,7 @@ def _first_below(x: np.ndarray, start: int, level: float) -> int:
 
 def _envelope_features(y: np.ndarray, sr: int, onset_env: np.ndarray,
                        frame_rate: float) -> list[float]:
-    env, dt = _fine_envelope(y, sr)
+    env, dt, e_hop = _fine_envelope(y, sr)
     active = np.flatnonzero(env > -40.0)
     start, end = (int(active[0]), int(active[-1]) + 1) if len(active) else (0, len(env))
     peak = int(np.argmax(env))
@@ -152,11 +153,15 @@ def _envelope_features(y: np.ndarray, sr: int, onset_env: np.ndarray,
     first = int(np.flatnonzero(env > -30.0)[0])
     attack = (peak - first) * dt + dt / 2
     sustain = float(np.mean(seg > -12.0)) if len(seg) else 0.0
-    ys = y[start * int(round(dt * sr)): end * int(round(dt * sr))]
-    if len(ys) == 0:
+    hop = int(round(dt * sr))
+    ys = y[start * hop: end * hop]
+    if len(ys) == 0 or len(y) < hop:
         ys = y
-    rms = float(np.sqrt(np.mean(np.square(ys, dtype=np.float64)))) + 1e-12
-    crest = 20.0 * np.log10(float(np.max(np.abs(ys))) / rms + 1e-12)
+        rms = float(np.sqrt(np.mean(np.square(ys, dtype=np.float64)))) + 1e-12
+    else:
+        # the sounding part is whole hops: its mean square is their mean (no second pass)
+        rms = float(np.sqrt(np.mean(e_hop[start:end]))) + 1e-12
+    crest = 20.0 * np.log10(max(float(ys.max()), -float(ys.min())) / rms + 1e-12)
     env_std = float(np.std(seg)) if len(seg) > 1 else 0.0
     duration = (end - start) * dt
     # onsets: local maxima of the spectral-flux envelope above 30 % of its maximum
@@ -184,10 +189,11 @@ def _envelope_features(y: np.ndarray, sr: int, onset_env: np.ndarray,
         float(np.log10(1.0 + n_on)), late, periodicity]
 
 
-def _band_fracs(power_cols: np.ndarray, band_idx: list[slice]) -> list[float]:
-    if power_cols.shape[1] == 0:
+def _band_fracs(p: np.ndarray | None, band_idx: list[slice]) -> list[float]:
+    """Log share of each band in ``p``, a power spectrum summed over some frames (None: no
+    frames)."""
+    if p is None:
         return [-4.0] * len(band_idx)
-    p = power_cols.sum(axis=1)
     tot = float(p.sum()) + 1e-20
     return [float(np.log10(p[s].sum() / tot + 1e-4)) for s in band_idx]
 
@@ -196,9 +202,14 @@ def _band_decays(P: np.ndarray, freqs: np.ndarray, e: np.ndarray, emax: float, o
                  frame_rate: float) -> list[float]:
     """Per band: log time from the band's peak to -20 and -10 dB, and log delay of its peak."""
     out: list[float] = []
-    for lo, hi in zip(_DECAY_EDGES_HZ[:-1], _DECAY_EDGES_HZ[1:]):
-        a, b = np.searchsorted(freqs, [lo, hi])
-        band = P[a:b].sum(axis=0)
+    edges = np.searchsorted(freqs, _DECAY_EDGES_HZ)
+    # every band's per-frame power as one product with the bands' indicator rows
+    ind = np.zeros((len(edges) - 1, P.shape[0]), dtype=P.dtype)
+    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        ind[i, a:b] = 1.0
+    bands = ind @ P
+    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        band = bands[i] if b > a else np.zeros(0, dtype=P.dtype)
         bmax = float(band.max()) if band.size else 0.0
         if bmax <= emax * 1e-6:  # band empty (more than 60 dB down): values of "no ring"
             out += [-2.0, -2.0, -2.0]
@@ -233,14 +244,20 @@ def _spectral_features(spec: Spectrogram) -> list[float]:
     for lo, hi in zip(_BAND_EDGES_HZ[:-1], _BAND_EDGES_HZ[1:]):
         a, b = np.searchsorted(freqs, [lo, hi])
         band_idx.append(slice(int(a), int(max(b, a + 1))))
-    feats = _band_fracs(P[:, active], band_idx)
-    feats += _band_fracs(P[:, attack_cols], band_idx)
-    body = P[:, body_mask]
-    feats += _band_fracs(body, band_idx) if body.shape[1] else feats[-len(band_idx):]
+    # power summed over the active, attack and body frames: one product, no column copies
+    masks = np.zeros((P.shape[1], 3), dtype=P.dtype)
+    masks[active, 0] = 1.0
+    masks[attack_cols, 1] = 1.0
+    masks[body_mask, 2] = 1.0
+    sums = P @ masks
+    feats = _band_fracs(sums[:, 0] if active.any() else None, band_idx)
+    feats += _band_fracs(sums[:, 1] if len(attack_cols) else None, band_idx)
+    feats += _band_fracs(sums[:, 2], band_idx) if body_mask.any() else feats[-len(band_idx):]
 
     logf = np.log10(np.maximum(freqs, 20.0))
-    Pl = P[:, loud]
-    el = e[loud]
+    all_loud = bool(loud.all())
+    Pl = P if all_loud else P[:, loud]  # no copy when every frame counts (most sounds)
+    el = e if all_loud else e[loud]
     w = el / el.sum()
     # log-frequency centroid (a float32 matrix-vector product: no bins x frames temporary)
     cent_t = (logf.astype(np.float32) @ Pl) / np.maximum(el, 1e-20)
@@ -248,7 +265,7 @@ def _spectral_features(spec: Spectrogram) -> list[float]:
     cent_att = float(np.mean(cent_t[: min(n_attack, len(cent_t))]))
     cent_body = float(np.mean(cent_t[n_attack:])) if len(cent_t) > n_attack else cent_att
     cent_std = float(np.sqrt(((cent_t - cent) ** 2 * w).sum()))
-    mean_p = (Pl * w[None, :]).sum(axis=1)
+    mean_p = Pl @ w.astype(Pl.dtype)
     cum = np.cumsum(mean_p)
     cum /= max(cum[-1], 1e-20)
     roll85 = float(logf[min(np.searchsorted(cum, 0.85), len(logf) - 1)])
@@ -256,18 +273,21 @@ def _spectral_features(spec: Spectrogram) -> list[float]:
     spread = float(np.sqrt((((logf - cent) ** 2) * mean_p).sum() / max(mean_p.sum(), 1e-20)))
     # flatness over the band up to 10 kHz (above that, resampled sources are empty)
     top = int(np.searchsorted(freqs, min(10000.0, sr / 2 * 0.95)))
-    Pb = Pl[1:top] + 1e-12
-    flat_t = np.exp(np.mean(np.log(Pb), axis=0)) / np.mean(Pb, axis=0)
+    Pb = Pl[1:top] + np.float32(1e-12)
+    arith = np.mean(Pb, axis=0)
+    flat_t = np.exp(np.mean(np.log(Pb, out=Pb), axis=0)) / arith
     flat = float(10 * np.log10((flat_t * w).sum() + 1e-12))
     flat_body = float(10 * np.log10(np.mean(flat_t[n_attack:]) + 1e-12)) \
         if len(flat_t) > n_attack else flat
-    M = spec.magnitude[:top, :_MAX_FRAMES][:, loud]  # sqrt(power), already computed
+    M = spec.magnitude[:top, :_MAX_FRAMES]  # sqrt(power), already computed
+    M = M if all_loud else M[:, loud]
     crest_t = M.max(axis=0) / np.maximum(M.mean(axis=0), 1e-20)
     spec_crest = float(np.log10((crest_t * w).sum() + 1e-12))
     # normalized spectral flux and frame-to-frame similarity (sustained tones are stable)
     if M.shape[1] > 1:
-        Mn = M / np.maximum(np.linalg.norm(M, axis=0, keepdims=True), 1e-20)
-        sim = (Mn[:, 1:] * Mn[:, :-1]).sum(axis=0)
+        # cosine of consecutive frames: dot products over norms, no normalized copy of M
+        norm = np.maximum(np.sqrt(np.einsum("ij,ij->j", M, M)), 1e-20)
+        sim = np.einsum("ij,ij->j", M[:, 1:], M[:, :-1]) / (norm[1:] * norm[:-1])
         flux = float(np.mean(1.0 - sim))
         stability = float(np.mean(sim[-min(len(sim), 40):]))
     else:
@@ -275,7 +295,9 @@ def _spectral_features(spec: Spectrogram) -> list[float]:
     # periodicity from the autocorrelation (inverse FFT of the power spectrum) of the loudest
     # frames: pitched material has a strong peak at the period, noise and most drums do not
     order = np.argsort(el)[::-1][:12]
-    ac = np.fft.irfft(Pl[:, order], axis=0)
+    from scipy import fft as sfft  # float32 stays float32 (numpy's FFT works in float64)
+
+    ac = sfft.irfft(np.ascontiguousarray(Pl[:, order].T), axis=1).T
     ac0 = np.maximum(ac[0], 1e-20)
     lag_lo, lag_hi = max(2, int(sr / 1500)), min(ac.shape[0] // 2, int(sr / 35))
     r = ac[1:lag_hi] / ac0[None, :]  # r[i] is lag i + 1
@@ -348,7 +370,7 @@ def role_features(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None) ->
     memo = _same_signal(spec, y, sr)
     if memo and "_role_features" in spec.__dict__:
         return spec.__dict__["_role_features"].copy()
-    if len(y) == 0 or not np.isfinite(y).all() or float(np.max(np.abs(y))) < 1e-6:
+    if len(y) == 0 or not np.isfinite(y).all() or max(float(y.max()), -float(y.min())) < 1e-6:
         out = np.zeros(N_FEATURES, dtype=np.float32)
     else:
         feats = _envelope_features(y, sr, spec.onset_envelope, spec.frame_rate)

@@ -100,9 +100,10 @@ def _spectral_measures(spec: Spectrogram) -> tuple[float, float, float, float]:
         return float("nan"), 0.0, 0.0, -100.0
     f = spec.freqs
     loud = e > e.max() * 1e-4
-    mag = spec.magnitude[:, :_MAX_FRAMES][:, loud].sum(axis=1)
+    w = loud.astype(P.dtype)  # sums over the loud frames as products: no column copies
+    mag = spec.magnitude[:, :_MAX_FRAMES] @ w
     centroid = float((f * mag).sum() / (mag.sum() + 1e-20))
-    power = P[:, loud].sum(axis=1)
+    power = P @ w
     sel = f >= 40.0  # ignore DC and rumble for the shares
     tot = float(power[sel].sum()) + 1e-20
     lowmid = float(power[(f >= 150) & (f < 800)].sum() / tot)
@@ -110,7 +111,7 @@ def _spectral_measures(spec: Spectrogram) -> tuple[float, float, float, float]:
     band = (f >= 50) & (f <= 8000)
     near = np.flatnonzero(e >= e.max() * 10 ** (-12 / 10))
     near = near[np.argsort(e[near])[::-1][:16]]  # the 16 loudest are plenty for a median
-    Pb = P[band][:, near] + 1e-12
+    Pb = P[:, near][band] + 1e-12  # the 16 frames first, then the band
     flat = np.exp(np.mean(np.log(Pb), axis=0)) / np.mean(Pb, axis=0)
     return centroid, lowmid, high, float(10 * np.log10(np.median(flat)))
 
@@ -123,14 +124,15 @@ def _frames(y: np.ndarray, n: int) -> np.ndarray:
 def _waveform_shape(y: np.ndarray, sr: int) -> tuple[float, float]:
     """Median ceiling fraction and crest (dB) of the loud 1024-sample frames."""
     fr = _frames(y[: int(_MAX_SAMPLES_S * sr)].astype(np.float64), 1024)
-    fr = fr - fr.mean(axis=1, keepdims=True)
-    rms = np.sqrt(np.mean(fr ** 2, axis=1))
+    fr -= fr.mean(axis=1, keepdims=True)  # fr is a new array: centred in place
+    rms = np.sqrt(np.einsum("ij,ij->i", fr, fr) / fr.shape[1])
     if rms.max() <= 0:
         return 0.0, 0.0
-    loud = fr[rms >= rms.max() * 10 ** (-12 / 20)]  # frames within 12 dB of the loudest
-    peak = np.abs(loud).max(axis=1, keepdims=True)
-    ceiling = np.mean(np.abs(loud) >= 0.95 * peak, axis=1)
-    crest = 20 * np.log10(peak[:, 0] / np.maximum(np.sqrt(np.mean(loud ** 2, axis=1)), 1e-12))
+    sel = rms >= rms.max() * 10 ** (-12 / 20)  # frames within 12 dB of the loudest
+    loud = np.abs(fr[sel])
+    peak = loud.max(axis=1, keepdims=True)
+    ceiling = np.mean(loud >= 0.95 * peak, axis=1)
+    crest = 20 * np.log10(peak[:, 0] / np.maximum(rms[sel], 1e-12))
     return float(np.median(ceiling)), float(np.median(crest))
 
 
@@ -156,9 +158,11 @@ def _attack_ms(y: np.ndarray, sr: int) -> float:
     return (i1 - i0 + 1) * dt * 1e3
 
 
-def _t60_s(y: np.ndarray, sr: int) -> float:
-    """T60 of the final release from the Schroeder curve (-5 to -25 dB), or NaN."""
-    env, dt = _envelope_db(y, sr, 0.005)
+def _t60_s(y: np.ndarray, sr: int,
+           envelope: tuple[np.ndarray, float] | None = None) -> float:
+    """T60 of the final release from the Schroeder curve (-5 to -25 dB), or NaN.
+    ``envelope``: ``_envelope_db(y, sr, 0.005)`` when the caller has it."""
+    env, dt = envelope if envelope is not None else _envelope_db(y, sr, 0.005)
     if len(env) < 8:
         return float("nan")
     above = np.flatnonzero(env > -10.0)
@@ -201,7 +205,7 @@ def tone_measures(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None,
     if spec is None:
         spec = Spectrogram(y, sr)
     nan = float("nan")
-    if len(y) == 0 or not np.isfinite(y).all() or float(np.max(np.abs(y))) < 1e-6:
+    if len(y) == 0 or not np.isfinite(y).all() or max(float(y.max()), -float(y.min())) < 1e-6:
         return {"centroid_hz": nan, "centroid_ratio": nan, "lowmid_ratio": 0.0,
                 "high_ratio": 0.0, "flatness_db": -100.0, "ceiling_fraction": 0.0,
                 "frame_crest_db": 0.0, "crest_db": 0.0, "envelope_crest_db": 0.0,
@@ -214,7 +218,7 @@ def tone_measures(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None,
     hop = max(1, int(round(sr * dt)))
     ya = y[active[0] * hop: (active[-1] + 1) * hop] if len(active) else y
     rms = float(np.sqrt(np.mean(np.square(ya, dtype=np.float64)))) + 1e-12
-    crest = 20 * np.log10(float(np.max(np.abs(ya))) / rms)
+    crest = 20 * np.log10(max(float(ya.max()), -float(ya.min())) / rms)
     # envelope crest: the loudest 5 ms against the mean amplitude of the first 300 ms of the
     # sound; a transient standing out of a short body scores high, a pad, steady noise or a
     # slowly decaying cymbal low
@@ -227,7 +231,7 @@ def tone_measures(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None,
             "ceiling_fraction": ceiling,
             "frame_crest_db": frame_crest, "crest_db": float(crest),
             "envelope_crest_db": float(env_crest),
-            "attack_ms": _attack_ms(y, sr), "decay_t60_s": _t60_s(y, sr)}
+            "attack_ms": _attack_ms(y, sr), "decay_t60_s": _t60_s(y, sr, envelope=(env, dt))}
 
 
 def tags_from_measures(m: dict[str, float], *, role: str | None = None) -> list[str]:
