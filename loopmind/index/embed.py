@@ -117,9 +117,9 @@ def _contrast(spec, idx: np.ndarray, w: np.ndarray) -> list[float]:
     if len(idx) > _CONTRAST_MAX_FRAMES:
         keep = np.linspace(0, len(idx) - 1, _CONTRAST_MAX_FRAMES).round().astype(int)
         idx, w = idx[keep], w[keep] / w[keep].sum()
-    # frames as rows (the STFT's own memory order); the log is monotone, so the k smallest
-    # and largest magnitudes of a band are found first (a partition, not a sort) and only
-    # those 2k values per frame are taken to dB
+    # frames as rows (the STFT's own memory order: each band's sort runs along contiguous
+    # memory); the log is monotone, so only the k smallest and largest magnitudes of a band
+    # are taken to dB
     mag = spec.magnitude.T[idx]
     out = []
     for lo, hi in zip(_CONTRAST_EDGES_HZ[:-1], _CONTRAST_EDGES_HZ[1:]):
@@ -127,8 +127,7 @@ def _contrast(spec, idx: np.ndarray, w: np.ndarray) -> list[float]:
         band = mag[:, a:max(b, a + 2)]
         n = band.shape[1]
         k = max(1, int(round(n * _CONTRAST_QUANTILE)))
-        band = np.partition(band, [k - 1, n - k], axis=1) if 2 * k < n else \
-            np.sort(band, axis=1)
+        band = np.sort(band, axis=1)  # (np.partition with two kth is 4x slower here)
         top = 20.0 * np.log10(band[:, -k:] + 1e-10)
         bottom = 20.0 * np.log10(band[:, :k] + 1e-10)
         c = top.mean(axis=1) - bottom.mean(axis=1)
