@@ -1,12 +1,13 @@
 """Worker-stage CPU per audio second (what one pool worker spends on a file: hash, decode,
 loudness, chop, analyze, embed) of this checkout against another commit's, on the dev set.
 
-Each version runs in its own fresh process (``PYTHONPATH`` set to an exported copy of the
-commit), pinned by the caller to one core; the versions alternate, ``--reps`` passes each,
-so that drift of a shared machine falls on both. One pass calls ``process_file`` on every
-dev file (after a warm-up on the first few, which loads the models) and sums
-``time.process_time``. The figure is CPU ms per second of audio; quote the median and the
-ratio of medians. The segments' results are compared between the versions (so that a
+Each version runs in its own process (``PYTHONPATH`` set to an exported copy of the
+commit), both pinned by the caller to one core. They take turns file by file (who goes first
+alternates), so that the drift of a shared machine (its speed moved by 30 % within minutes
+here) falls on both within a fraction of a second. A repetition starts two fresh processes,
+warms them up on the first few files (imports, models) and sums ``time.process_time`` of
+``process_file`` over every dev file. The figure is CPU ms per second of audio; quote the
+median ratio over repetitions. The segments' results are compared between the versions (so that a
 change meant to be exact can be seen to be): kind, bars, key, role, tone tags, BPM,
 loudness, true peak, role confidence and the embedding.
 
@@ -33,23 +34,19 @@ _CHILD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from loopmind.library.pipeline import process_file
-paths = json.load(open(sys.argv[2]))
 kw = dict(embedder_name="features", sr=22050, max_duration_s=3600.0)
-for p in paths[:4]:
-    process_file(p, **kw)
-cpu = audio = 0.0
-out = {}
-for p in paths:
+print("ready", flush=True)
+for line in sys.stdin:
+    p = json.loads(line)
     t0 = time.process_time()
     r = process_file(p, **kw)
-    cpu += time.process_time() - t0
-    audio += r.duration_s or 0.0
-    out[p] = r.error or [[getattr(s, k, None) for k in ("kind", "bars", "bpm", "key", "role",
-                                                        "lufs", "true_peak_db")]
-                         + [sorted(t for t, _ in s.tags), s.role_confidence,
-                            None if s.embedding is None else
-                            [float(v) for v in s.embedding]] for s in r.segments]
-json.dump({"cpu": cpu, "audio": audio, "segments": out}, open(sys.argv[3], "w"))
+    cpu = time.process_time() - t0
+    seg = r.error or [[getattr(s, k, None) for k in ("kind", "bars", "bpm", "key", "role",
+                                                    "lufs", "true_peak_db")]
+                      + [sorted(t for t, _ in s.tags), s.role_confidence,
+                         None if s.embedding is None else [float(v) for v in s.embedding]]
+                      for s in r.segments]
+    print(json.dumps({"cpu": cpu, "audio": r.duration_s or 0.0, "segments": seg}), flush=True)
 """
 
 
@@ -63,11 +60,24 @@ def _export(ref: str, dest: Path) -> Path:
     return dest / "tree"
 
 
-def _pass(tree: Path, paths_file: Path, out: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(tree))
-    subprocess.run([sys.executable, "-c", _CHILD, str(tree), str(paths_file), str(out)],
-                   check=True, env=env, cwd=str(tree))
-    return json.loads(out.read_text())
+class _Worker:
+    """A fresh process running one version's ``process_file`` on the paths it is sent."""
+
+    def __init__(self, tree: Path):
+        env = dict(os.environ, PYTHONPATH=str(tree))
+        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(tree)], env=env,
+                                     cwd=str(tree), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def run(self, path: str) -> dict:
+        self.proc.stdin.write(json.dumps(path) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def _compare(a: dict, b: dict) -> str:
@@ -121,25 +131,41 @@ def main() -> None:
             trees["after"] = _export(args.after, tmp / "a")
         else:
             trees["after"] = ROOT
-        paths_file = tmp / "paths.json"
-        paths_file.write_text(json.dumps(paths))
-        ms = {n: [] for n in trees}
-        last = {}
+        names = list(trees)
+        ms = {n: [] for n in names}
+        last: dict = {n: {} for n in names}
         for r in range(args.reps):
-            for n in (list(trees) if r % 2 == 0 else list(trees)[::-1]):
-                res = _pass(trees[n], paths_file, tmp / f"{n}.json")
-                ms[n].append(1000.0 * res["cpu"] / res["audio"])
-                last[n] = res
-                print(f"rep {r} {n:6s}: {ms[n][-1]:.3f} ms CPU per audio s "
-                      f"({res['audio']:.0f} audio s)", flush=True)
+            workers = {n: _Worker(trees[n]) for n in names}
+            for w in workers.values():  # warm-up: imports, models, first-call set-up
+                for p in paths[:4]:
+                    w.run(p)
+            cpu = {n: 0.0 for n in names}
+            audio = {n: 0.0 for n in names}
+            # the versions take turns file by file (who goes first alternates), so that the
+            # drift of a shared machine falls on both within a fraction of a second
+            for i, p in enumerate(paths):
+                for n in (names if (i + r) % 2 == 0 else names[::-1]):
+                    res = workers[n].run(p)
+                    cpu[n] += res["cpu"]
+                    audio[n] += res["audio"]
+                    last[n][p] = res["segments"]
+            for w in workers.values():
+                w.close()
+            for n in names:
+                ms[n].append(1000.0 * cpu[n] / audio[n])
+            print(f"rep {r}: " + ", ".join(f"{n} {ms[n][-1]:.3f}" for n in names) +
+                  f" ms CPU per audio s ({audio[names[0]]:.0f} audio s); ratio "
+                  f"{ms['before'][-1] / ms['after'][-1]:.3f}", flush=True)
     med = {n: float(np.median(v)) for n, v in ms.items()}
     print(f"{machine()}; {len(paths)} files; before = {args.before}")
     for n in trees:
         print(f"{n:6s}: median {med[n]:.3f} ms CPU per audio s "
               f"(= {1000.0 / med[n]:.0f}x real time on one core); passes "
               + " ".join(f"{x:.3f}" for x in ms[n]))
-    print(f"ratio before / after: {med['before'] / med['after']:.3f}")
-    print("results: " + _compare(last["before"]["segments"], last["after"]["segments"]))
+    ratios = [b / a for b, a in zip(ms["before"], ms["after"])]
+    print(f"ratio before / after: median {np.median(ratios):.3f} (per repetition "
+          + " ".join(f"{x:.3f}" for x in ratios) + ")")
+    print("results: " + _compare(last["before"], last["after"]))
 
 
 if __name__ == "__main__":
