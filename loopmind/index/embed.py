@@ -135,13 +135,15 @@ def _contrast(spec, idx: np.ndarray, w: np.ndarray) -> list[float]:
     return out
 
 
-def _decay_levels(y: np.ndarray, sr: int) -> list[float]:
+def _decay_levels(y: np.ndarray, sr: int, spec=None) -> list[float]:
     """Level in dB re the peak at fixed times after the peak (~5 ms RMS envelope), / 10."""
+    from loopmind.library.analysis.features import hop_mean_square
+
     hop = max(16, int(round(sr * _ENV_HOP_S)))
     n = len(y) // hop
     if n < 1:
         return [_DECAY_FLOOR_DB / 10.0] * len(_DECAY_TIMES_S)
-    e = np.mean(np.square(y[: n * hop].reshape(n, hop), dtype=np.float64), axis=1)
+    e = hop_mean_square(y, sr, hop, spec)
     if n > 4:  # ~20 ms smoothing: one period of a low note must not read as a decay
         e = np.convolve(e, np.ones(4) / 4, mode="same")
     db = 10.0 * np.log10(np.maximum(e, 1e-12))
@@ -191,7 +193,7 @@ def extra_features(y: np.ndarray, *, sr: int, spec) -> np.ndarray:
     idx, w = _loud_frames(spec)
     if len(idx) == 0:
         return np.zeros(len(EXTRA_FEATURE_NAMES), dtype=np.float32)
-    feats = _mel_shape(spec, idx, w) + _contrast(spec, idx, w) + _decay_levels(y, sr)
+    feats = _mel_shape(spec, idx, w) + _contrast(spec, idx, w) + _decay_levels(y, sr, spec)
     feats += _onset_rhythm(spec)
     out = np.asarray(feats, dtype=np.float32)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

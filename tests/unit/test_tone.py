@@ -141,3 +141,23 @@ def test_pairs_never_both(make):
                                np.ones(5, np.float32), np.full(SR, np.nan, np.float32)])
 def test_degenerate_input(y):
     assert isinstance(tone_tags(y, sr=SR), list)
+
+
+def test_hop_mean_square_is_shared_only_for_the_spectrogram_of_the_same_signal():
+    """Role, tone and embed read one 5 ms envelope: computed once per Spectrogram of that very
+    signal, never handed to an equal copy's caller from another signal's cache."""
+    from loopmind.library.analysis.features import Spectrogram, hop_mean_square
+
+    sr = 22050
+    y = (np.random.default_rng(3).standard_normal(sr) * 0.1).astype(np.float32)
+    spec = Spectrogram(y, sr)
+    e = hop_mean_square(y, sr, 110, spec)
+    want = np.mean(np.square(y[: len(y) // 110 * 110].reshape(-1, 110), dtype=np.float64),
+                   axis=1)
+    np.testing.assert_array_equal(e, want)
+    assert hop_mean_square(y, sr, 110, spec) is e  # cached
+    other = y * 2.0
+    assert hop_mean_square(other, sr, 110, spec) is not e  # not the spectrogram's signal
+    np.testing.assert_allclose(hop_mean_square(other, sr, 110, spec), 4 * want, rtol=1e-6)
+    assert not e.flags.writeable
+    assert hop_mean_square(y[:50], sr, 110).shape == (1,)

@@ -180,3 +180,36 @@ class Spectrogram:
         """Centroid in Hz per frame, shape (n_frames,)."""
         m = self.magnitude
         return (self.freqs[:, None] * m).sum(axis=0) / np.maximum(m.sum(axis=0), 1e-10)
+
+
+def same_signal(spec, y: np.ndarray, sr: int) -> bool:
+    """Whether ``spec`` was made from ``y`` itself (the same memory, not an equal copy)."""
+    s = getattr(spec, "y", None)
+    return (isinstance(s, np.ndarray) and int(getattr(spec, "sr", -1)) == int(sr)
+            and s.dtype == y.dtype and s.shape == y.shape and s.strides == y.strides
+            and s.__array_interface__["data"][0] == y.__array_interface__["data"][0])
+
+
+def hop_mean_square(y: np.ndarray, sr: int, hop: int, spec=None) -> np.ndarray:
+    """Mean square of ``y`` per hop of ``hop`` samples, float64 (read-only).
+
+    The tail shorter than a hop is left out; a signal shorter than one hop gives one value,
+    its own mean square. Role, tone and embed features all read the 5 ms envelope: when
+    ``spec`` is the Spectrogram of ``y`` itself, it is computed once and kept on ``spec``.
+    """
+    cache = None
+    if spec is not None and same_signal(spec, y, sr):
+        cache = spec.__dict__.setdefault("_hop_mean_square", {})
+        if hop in cache:
+            return cache[hop]
+    n = len(y) // hop
+    if n < 1:
+        e = np.array([float(np.mean(np.square(y, dtype=np.float64)))]) if len(y) else \
+            np.zeros(1)
+    else:
+        e = np.mean(np.square(y[: n * hop].reshape(n, hop), dtype=np.float64), axis=1)
+    e.setflags(write=False)
+    if cache is not None:
+        cache[hop] = e
+    return e
+

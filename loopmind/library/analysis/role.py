@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loopmind.library.analysis.features import Spectrogram
+from loopmind.library.analysis.features import Spectrogram, hop_mean_square, same_signal
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +117,12 @@ def _log_time(t_s: float) -> float:
     return float(np.log10(max(t_s, 1e-3)))
 
 
-def _fine_envelope(y: np.ndarray, sr: int) -> tuple[np.ndarray, float, np.ndarray]:
+def _fine_envelope(y: np.ndarray, sr: int, spec: Spectrogram | None = None,
+                   ) -> tuple[np.ndarray, float, np.ndarray]:
     """RMS envelope in dB re its peak at ~5 ms resolution; returns (env_db, hop_s, mean
     square per hop)."""
     hop = max(16, int(round(sr * _ENV_HOP_S)))
-    n = len(y) // hop
-    if n < 1:
-        e = np.array([float(np.mean(y.astype(np.float64) ** 2))])
-    else:
-        e = np.mean(np.square(y[: n * hop].reshape(n, hop), dtype=np.float64), axis=1)
+    e = hop_mean_square(y, sr, hop, spec)
     db = 10.0 * np.log10(np.maximum(e, 1e-12))
     return db - db.max(), hop / sr, e
 
@@ -135,9 +132,9 @@ def _first_below(x: np.ndarray, start: int, level: float) -> int:
     return start + int(idx[0]) if len(idx) else len(x)
 
 
-def _envelope_features(y: np.ndarray, sr: int, onset_env: np.ndarray,
-                       frame_rate: float) -> list[float]:
-    env, dt, e_hop = _fine_envelope(y, sr)
+def _envelope_features(y: np.ndarray, sr: int, spec: Spectrogram) -> list[float]:
+    onset_env, frame_rate = spec.onset_envelope, spec.frame_rate
+    env, dt, e_hop = _fine_envelope(y, sr, spec)
     active = np.flatnonzero(env > -40.0)
     start, end = (int(active[0]), int(active[-1]) + 1) if len(active) else (0, len(env))
     peak = int(np.argmax(env))
@@ -367,13 +364,13 @@ def role_features(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None) ->
         spec = Spectrogram(y, sr)
     # the pipeline asks twice for the same segment (the role classifier, then the embedder):
     # the features are kept on the spectrogram when it was made from this very signal
-    memo = _same_signal(spec, y, sr)
+    memo = same_signal(spec, y, sr)
     if memo and "_role_features" in spec.__dict__:
         return spec.__dict__["_role_features"].copy()
     if len(y) == 0 or not np.isfinite(y).all() or max(float(y.max()), -float(y.min())) < 1e-6:
         out = np.zeros(N_FEATURES, dtype=np.float32)
     else:
-        feats = _envelope_features(y, sr, spec.onset_envelope, spec.frame_rate)
+        feats = _envelope_features(y, sr, spec)
         feats += _spectral_features(spec)
         out = np.nan_to_num(np.asarray(feats, dtype=np.float32), nan=0.0, posinf=0.0,
                             neginf=0.0)
@@ -393,18 +390,9 @@ def envelope_features(y: np.ndarray, *, sr: int, spec: Spectrogram) -> np.ndarra
     Returns:
         float32 array of shape (N_ENVELOPE,).
     """
-    feats = _envelope_features(np.asarray(y, dtype=np.float32), sr, spec.onset_envelope,
-                               spec.frame_rate)
+    feats = _envelope_features(np.asarray(y, dtype=np.float32), sr, spec)
     return np.nan_to_num(np.asarray(feats, dtype=np.float32), nan=0.0, posinf=0.0,
                          neginf=0.0)
-
-
-def _same_signal(spec: Spectrogram, y: np.ndarray, sr: int) -> bool:
-    """Whether ``spec`` was made from ``y`` itself (the same memory, not an equal copy)."""
-    s = getattr(spec, "y", None)
-    return (isinstance(s, np.ndarray) and int(getattr(spec, "sr", -1)) == int(sr)
-            and s.dtype == y.dtype and s.shape == y.shape and s.strides == y.strides
-            and s.__array_interface__["data"][0] == y.__array_interface__["data"][0])
 
 
 # mel patch for the convolutional head: 64 mel bands x 64 frames (~1.5 s at 22,050 Hz, hop

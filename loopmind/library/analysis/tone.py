@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from loopmind.library.analysis.features import Spectrogram
+from loopmind.library.analysis.features import Spectrogram, hop_mean_square
 
 # Median spectral centroid (Hz) per role, measured on the dev set's 556 role files
 # (../shared/eval, labels.csv) and rounded; "any" is the median of all of them. Roles with few
@@ -136,10 +136,10 @@ def _waveform_shape(y: np.ndarray, sr: int) -> tuple[float, float]:
     return float(np.median(ceiling)), float(np.median(crest))
 
 
-def _envelope_db(y: np.ndarray, sr: int, hop_s: float) -> tuple[np.ndarray, float]:
+def _envelope_db(y: np.ndarray, sr: int, hop_s: float,
+                 spec: Spectrogram | None = None) -> tuple[np.ndarray, float]:
     hop = max(1, int(round(sr * hop_s)))
-    fr = _frames(y.astype(np.float64), hop)
-    e = np.mean(fr ** 2, axis=1)
+    e = hop_mean_square(y, sr, hop, spec)
     return 10 * np.log10(np.maximum(e, 1e-20) / max(e.max(), 1e-20)), hop / sr
 
 
@@ -213,11 +213,16 @@ def tone_measures(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None,
     centroid, lowmid, high, flatness = _spectral_measures(spec)
     norm = CENTROID_NORM_HZ.get(role or "any", CENTROID_NORM_HZ["any"])
     ceiling, frame_crest = _waveform_shape(y, sr)
-    env, dt = _envelope_db(y, sr, 0.005)
+    env, dt = _envelope_db(y, sr, 0.005, spec)
     active = np.flatnonzero(env > -40.0)
     hop = max(1, int(round(sr * dt)))
     ya = y[active[0] * hop: (active[-1] + 1) * hop] if len(active) else y
-    rms = float(np.sqrt(np.mean(np.square(ya, dtype=np.float64)))) + 1e-12
+    if len(active) and len(y) >= hop:
+        # whole hops of the envelope: their mean square is the mean of the envelope's
+        e_hop = hop_mean_square(y, sr, hop, spec)
+        rms = float(np.sqrt(np.mean(e_hop[active[0]:active[-1] + 1]))) + 1e-12
+    else:
+        rms = float(np.sqrt(np.mean(np.square(ya, dtype=np.float64)))) + 1e-12
     crest = 20 * np.log10(max(float(ya.max()), -float(ya.min())) / rms)
     # envelope crest: the loudest 5 ms against the mean amplitude of the first 300 ms of the
     # sound; a transient standing out of a short body scores high, a pad, steady noise or a
