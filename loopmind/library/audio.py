@@ -26,6 +26,9 @@ from loopmind.fileio import quiet_stderr as _quiet_stderr
 
 log = logging.getLogger(__name__)
 
+# files up to this long are metered with LoudnessMeter(running_peak=True)
+RUNNING_PEAK_MAX_S = 30.0
+
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
 )
@@ -67,7 +70,7 @@ class DecodedAudio:
         info: the file's native properties.
         loudness: per-100 ms loudness and true peak of the native signal.
         path: the file, where a span's true peak can be measured again (see
-            ``true_peak_db``); None when the loudness track is exact everywhere.
+            ``true_peak_db``; only files up to ``RUNNING_PEAK_MAX_S`` ever need it).
     """
 
     y: np.ndarray
@@ -389,7 +392,11 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
         return _ffmpeg_decode(path, info, sr=sr, max_duration_s=max_duration_s)
     check_duration(info, max_duration_s)
     meter_channels = min(info.channels, 2)
-    meter = LoudnessMeter(info.sr, meter_channels, running_peak=True)
+    # a file short enough to be one loop interpolates only near its running peak; a long one
+    # (a song, a stem: many segments, most quieter than its loudest part) near every step's
+    # own peak, so its segments need no second read
+    meter = LoudnessMeter(info.sr, meter_channels,
+                          running_peak=0 < info.duration_s <= RUNNING_PEAK_MAX_S)
     resample = _resampler(info.sr, sr)
     pieces: list[np.ndarray] = []
     n_read = 0

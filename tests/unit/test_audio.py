@@ -200,3 +200,18 @@ def test_true_peak_of_a_quiet_segment_after_a_loud_one(tmp_path, ext, subtype):
     path.unlink()
     assert d.true_peak_db(7.0, 7.5) == pytest.approx(d.loudness.true_peak_db(7.0, 7.5))
     assert d.true_peak_db(7.0, 7.5) < 20 * np.log10(0.1) - 2.0
+
+
+def test_a_long_file_is_metered_step_by_step(tmp_path):
+    """A file longer than one loop can be (a song, a stem) is metered near every step's own
+    peak, so none of its many segments is read twice; a short one near the running peak."""
+    from loopmind.library.audio import RUNNING_PEAK_MAX_S
+
+    sr = 8000
+    for seconds, running in ((RUNNING_PEAK_MAX_S + 2.0, False), (5.0, True)):
+        path = tmp_path / f"{seconds}.wav"
+        sf.write(path, _tone(sr, seconds, channels=1), sr)
+        d = decode(path)
+        assert (d.loudness.running is not None) is running, seconds
+        assert d.true_peak_db() == pytest.approx(-6.0, abs=0.3)
+
