@@ -5,8 +5,9 @@ out, so the held-out fold never shares a kit, pack or instrument (nor a velocity
 with the training side. Every method is trained and tested on the same folds:
 
 * ours: the recipe of ``train_role.py`` (dev training folds + their augmentations + the
-  FluidR3_GM synthetic one-shots + loops sequenced from the training fold's one-shots, LR + 3
-  MLP ensemble), inferred with ``RoleModel``;
+  synthetic one-shots of the GM soundfonts + the phrase loops rendered by the extra ones + loops
+  sequenced from the training fold's one-shots, LR + 3 MLP ensemble), inferred with
+  ``RoleModel``;
 * ours trained on the dev folds only (ablation: no synthetic one-shots or loops);
 * peer: 1-nearest-neighbour on librosa MFCC (20 coefficients) means and standard deviations,
   standardized with the training fold's statistics, Euclidean distance. Its ungrouped
@@ -245,8 +246,10 @@ def main() -> int:
         "| method | one-shot accuracy |",
         "|---|---|",
         f"| **ours** (LR + 3 MLP on {len(role_mod.FEATURE_NAMES)} features; dev folds + "
-        f"augmentation + {len(synth)} synthetic one-shots from {len(sources)} GM soundfonts "
-        f"({', '.join(x.stem for x in sources)}) + synthetic loops) | "
+        f"augmentation + {sum(s.kind == 'oneshot' for s in synth)} synthetic one-shots from "
+        f"{len(sources)} GM soundfonts ({', '.join(x.stem for x in sources)}) + "
+        f"{sum(s.kind == 'loop' for s in synth)} phrase loops rendered by all but FluidR3_GM "
+        f"+ synthetic loops) | "
         f"**{acc(ours, truth, one):.3f}** |",
         f"| ours, kind = one-shot given (drum-loop prior) | {acc(ours_kind, truth, one):.3f} |",
     ]
@@ -256,7 +259,8 @@ def main() -> int:
             f"{tr.CNN_SHARE:g}; `train_role.py --cnn`) | {acc(ours_blend, truth, one):.3f} |",
             f"| tried: the CNN head alone (same fold models) | {acc(ours_cnn, truth, one):.3f} |"]
     lines += [
-        f"| ours with FluidR3_GM as the only soundfont (ablation: the previous recipe) | "
+        f"| ours with FluidR3_GM as the only soundfont (ablation: no extra fonts, so no "
+        f"phrase loops) | "
         f"{acc(ours_fluid, truth, one):.3f} |",
         f"| ours trained on the dev folds only (no synthetic one-shots or loops; ablation) | "
         f"{acc(ours_devonly, truth, one):.3f} |",

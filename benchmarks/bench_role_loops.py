@@ -8,9 +8,11 @@ file runs through the pipeline's worker stages (`process_file`, no embedding), f
 giving no hint (they carry no labels), and the role of each segment is compared with the
 program's.
 
-Not independent material for the role model: FluidR3_GM, which rendered these excerpts, is one
-of the soundfonts its synthetic training sounds come from. Read it as a check of loops, not
-as a generalization figure.
+Not fully independent material for the role model: FluidR3_GM, which rendered these excerpts,
+is one of the soundfonts its synthetic one-shots come from (its piano and string notes among
+them). Its phrase loops (chords, arpeggios, voice-led parts, ...) are rendered by the other
+four soundfonts only, never by FluidR3_GM, and nothing of the chorales is used in training.
+Read it as a check of loops, not as a generalization figure.
 
     python benchmarks/bench_role_loops.py [--out benchmarks/results/role_loops.md]
 """
@@ -72,8 +74,9 @@ def main() -> None:
         lines.append(f"| {program} ({want}) | {n} | {ok} ({ok / max(n, 1):.1%}) | {given} |")
     lines += ["", f"Overall: {right}/{total} = {right / max(total, 1):.1%} of segments get the "
               "program's role.", "",
-              "Not independent of the role model's training material (FluidR3_GM renders "
-              "both); no target in the issues."]
+              "Not fully independent of the role model's training material: FluidR3_GM "
+              "renders these excerpts and some of its training one-shots (its phrase loops "
+              "come from the other soundfonts); no target in the issues."]
     write_result(args.out, "\n".join(lines) + "\n")
 
 

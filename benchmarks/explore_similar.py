@@ -146,7 +146,7 @@ def main() -> int:
     t_start = time.time()
     sr = tr.SR
     items = tr.load_dev_set()
-    synth = tr.render_all(tr.synthetic_sources(bs.EXTRA))
+    synth = tr.render_all(tr.synthetic_sources(bs.EXTRA), phrases=False)
     X = tr.features(items)
     XA = tr.augmented_features(items)
     XS = tr.features(synth)

@@ -73,7 +73,7 @@ def build_data() -> dict:
             return pickle.load(fh)
     sr = tr.SR
     items = tr.load_dev_set()
-    synth = tr.render_all(tr.synthetic_sources(bs.EXTRA))
+    synth = tr.render_all(tr.synthetic_sources(bs.EXTRA), phrases=False)
     X, XA, XS = tr.features(items), tr.augmented_features(items), tr.features(synth)
     O = [it for it in items if it.kind == "oneshot"]
     emb = FeatureEmbedder(role_model=None)

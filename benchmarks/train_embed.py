@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     sources = tr.synthetic_sources(not args.no_extra)
-    synth = tr.render_all(sources)
+    synth = tr.render_all(sources, phrases=False)  # one-shots only, as documented below
     pool: dict[str, list[np.ndarray]] = collections.defaultdict(list)
     for s in synth:
         pool[s.truth].append(s.y)

@@ -17,7 +17,13 @@ Data:
     leading silence, low-pass, noise, gain);
   * about 100 synthetic loops sequenced from those one-shots (drum loops from a random kit in
     a backbeat, bass/keys/guitar/lead/pad/strings phrases), since the dev set has only 29
-    loops and a loop must not look like "a snare" to the model.
+    loops and a loop must not look like "a snare" to the model;
+  * phrase loops of the tonal roles (``render_phrases``: chord progressions, comping and
+    strumming, arpeggios, four voice-led parts, bass under chords, melodies, riffs, bass
+    lines) rendered from MIDI by the four extra soundfonts, not by FluidR3_GM (which renders
+    the chorale excerpts of ``bench_role_loops.py``); ``--no-phrases`` leaves them out. A
+    loop sequenced from one note is sparse and short, and a polyphonic piano phrase looked to
+    the model like no keys loop it knew (it called the chorales' piano "guitar").
 
 Model: features from ``loopmind.library.analysis.role.role_features``, standardized; mean of
 the softmax outputs of a multinomial logistic regression and 3 one-hidden-layer ReLU MLPs
@@ -201,11 +207,18 @@ def synthetic_sources(extra: bool) -> list[Path]:
     return paths
 
 
-def render_all(paths: list[Path]) -> list[Item]:
-    """Synthetic one-shots of every soundfont in ``paths`` (a different seed for each)."""
+def render_all(paths: list[Path], *, phrases: bool = True) -> list[Item]:
+    """Synthetic one-shots of every soundfont in ``paths`` (a different seed for each), and
+    with ``phrases`` the phrase loops (``render_phrases``) of every one but FluidR3_GM.
+
+    FluidR3_GM renders the dev set's chorale excerpts (``bench_role_loops.py``), so no phrase
+    loop comes from it: that check of loops stays independent of the phrases.
+    """
     items: list[Item] = []
     for k, path in enumerate(paths):
         items += render_synthetic(path, seed=SEED + k)
+        if phrases and Path(path).name != FLUID_SF2.name:
+            items += render_phrases(path, seed=SEED + 100 + k)
     return items
 
 
@@ -258,6 +271,231 @@ def render_synthetic(sf2: Path, *, seed: int = SEED) -> list[Item]:
         src = f"synth {sf2.stem} {'kit' if ch == 9 else 'program'} {prog} notes {notes}"
         items.append(Item(truth=r, kind="oneshot", source=src, pack=f"synth:{sf2.stem}",
                           instrument=src, y=np.ascontiguousarray(y[: last + 1])))
+    return items
+
+
+# -- synthetic phrases: multi-note loops of the tonal roles, rendered from a soundfont ------
+
+# Phrases per soundfont and role. A producer's keys, guitar or strings loop is a phrase (a
+# chord progression, an arpeggio, voices moving together, a melody), not one note repeated as
+# in ``synth_loops``; and every role gets several of the textures, so that the texture alone
+# does not give the role away and the model has to hear the instrument.
+_PHRASE_RECIPES = {"keys": 24, "guitar": 14, "strings": 14, "pad": 10, "lead": 12, "bass": 14}
+_PHRASE_TEXTURES = {
+    "keys": ("block", "comp", "arpeggio", "voices", "split", "melody"),
+    "guitar": ("strum", "comp", "arpeggio", "riff", "melody"),
+    "strings": ("block", "voices", "comp", "arpeggio", "melody"),
+    "pad": ("block", "voices", "arpeggio"),
+    "lead": ("melody", "riff", "arpeggio"),
+    "bass": ("bassline", "riff"),
+}
+_SCALES = ((0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10))  # major, natural minor
+_PHRASE_GAP_S = 3.0  # silence after each phrase, so that its release does not reach the next
+
+
+@dataclass
+class _Note:
+    t_s: float
+    dur_s: float
+    note: int
+    vel: int
+
+
+def _degree_pitch(tonic: int, scale, degree: int) -> int:
+    return tonic + 12 * (degree // 7) + scale[degree % 7]
+
+
+def _chord_tones(rng: np.random.Generator, lo: int, hi: int, pcs: set[int], n: int,
+                 center: float) -> list[int]:
+    """The ``n`` notes of pitch classes ``pcs`` nearest ``center`` within [lo, hi], ascending."""
+    cands = [p for p in range(lo, hi + 1) if p % 12 in pcs]
+    return sorted(sorted(cands, key=lambda p: abs(p - center) + rng.uniform(0, 0.5))[:n])
+
+
+def _phrase_notes(texture: str, *, rng: np.random.Generator, beat_s: float, n_beats: int,
+                  lo: int, hi: int) -> list[_Note]:
+    """Notes of one phrase of ``texture`` in a random key and progression, in [lo, hi].
+
+    Textures: "block" (held chords), "comp" and "strum" (chords struck on a rhythm, strummed
+    with the strings staggered), "arpeggio", "voices" (four voice-led parts, a chord each beat
+    or half beat), "split" (a left-hand bass under right-hand chords), "melody", "riff" (a
+    repeated one- or two-beat figure) and "bassline". Times in seconds from the phrase start.
+    """
+    scale = _SCALES[int(rng.integers(2))]
+    tonic = int(rng.integers(lo, lo + 12))
+    if texture == "voices":
+        chord_beats = float(rng.choice([0.5, 1.0, 1.0, 2.0]))
+    elif texture in ("melody", "riff"):
+        chord_beats = float(rng.choice([2.0, 4.0]))
+    else:
+        chord_beats = float(rng.choice([1.0, 2.0, 4.0, 4.0]))
+    n_chords = int(np.ceil(n_beats / chord_beats))
+    degrees = [0] + [int(rng.choice(7, p=[.16, .1, .1, .18, .2, .16, .1]))
+                     for _ in range(n_chords - 1)]
+    seventh = rng.random() < 0.3
+    chords = [{_degree_pitch(tonic, scale, d + s) % 12 for s in ((0, 2, 4, 6) if seventh
+                                                                else (0, 2, 4))}
+              for d in degrees]
+    roots = [_degree_pitch(tonic, scale, d) % 12 for d in degrees]
+    base_vel = float(rng.uniform(40, 120))
+    center = float(rng.uniform(lo + 7, hi - 7))
+    chord_s = chord_beats * beat_s
+    end_s = n_beats * beat_s
+    notes: list[_Note] = []
+
+    def add(t, dur, note, accent=0.0):
+        if t < end_s and lo - 12 <= note <= hi + 12:
+            vel = int(np.clip(base_vel + accent + rng.normal(0, 7), 1, 127))
+            notes.append(_Note(float(t), float(min(dur, end_s + 0.5 - t)), int(note), vel))
+
+    def rhythm(step_s, t0, t1, p_hit):
+        t, out = t0, []
+        while t < t1 - 1e-6:
+            if t == t0 or rng.random() < p_hit:
+                out.append(t)
+            t += step_s
+        return out
+
+    step_s = beat_s * float(rng.choice([0.25, 0.5, 0.5, 1.0]))
+    legato = float(rng.uniform(0.4, 1.0))
+    p_hit = float(rng.uniform(0.4, 0.95))
+    n_tones = int(rng.integers(3, 6))
+    prev_upper: list[int] = []
+    if texture == "riff":  # a figure of chord-tone offsets repeated over the chords
+        figure = [(int(rng.choice([0, 0, 7, 12, 3, 4, 5, 10])), rng.random() < p_hit)
+                  for _ in range(int(round(float(rng.choice([1, 2])) * beat_s / step_s)))]
+    for c, (pcs, root) in enumerate(zip(chords, roots)):
+        t0 = c * chord_s
+        t1 = min(t0 + chord_s, end_s)
+        if texture == "block":
+            for n in _chord_tones(rng, lo, hi, pcs, n_tones, center):
+                add(t0 + rng.uniform(0, 0.01), (t1 - t0) * rng.uniform(0.85, 1.0), n, 8)
+        elif texture in ("comp", "strum", "split"):
+            tones = _chord_tones(rng, lo, hi, pcs, 6 if texture == "strum" else n_tones,
+                                 center + (8 if texture == "split" else 0))
+            for k, t in enumerate(rhythm(step_s, t0, t1, p_hit)):
+                order = tones if texture != "strum" or k % 2 == 0 else tones[::-1]
+                spread = rng.uniform(0.006, 0.02) if texture == "strum" else 0.004
+                for j, n in enumerate(order):
+                    add(t + j * spread, step_s * legato * rng.uniform(1, 2), n,
+                        10 if abs(t - t0) < 1e-6 else 0)
+            if texture == "split":  # the left hand: the root, an octave below the chords
+                bass = _chord_tones(rng, lo, lo + 14, {root}, 1, lo)[0]
+                for t in rhythm(beat_s * float(rng.choice([1.0, 2.0])), t0, t1, 0.6):
+                    add(t, beat_s * rng.uniform(0.8, 2.0), bass, 5)
+        elif texture == "arpeggio":
+            tones = _chord_tones(rng, lo, hi, pcs, n_tones, center)
+            order = tones + tones[-2:0:-1] if rng.random() < 0.5 else tones
+            for k, t in enumerate(rhythm(step_s, t0, t1, 1.0)):
+                add(t, step_s * rng.uniform(1.0, 3.0), order[k % len(order)],
+                    8 if k == 0 else 0)
+        elif texture == "voices":
+            bass = _chord_tones(rng, lo, lo + 19, {root}, 1, lo + 6)[0]
+            cands = [p for p in range(lo + 10, hi + 1) if p % 12 in pcs]
+            if not prev_upper:
+                prev_upper = _chord_tones(rng, lo + 10, hi, pcs, 3, center)
+            upper: list[int] = []
+            for v in prev_upper:  # every voice to its nearest free chord tone
+                upper.append(min((p for p in cands if p not in upper),
+                                 key=lambda p: abs(p - v), default=v))
+            prev_upper = upper
+            for n in [bass] + upper:
+                add(t0, (t1 - t0) * rng.uniform(0.9, 1.0), n, 5 if c % 2 == 0 else 0)
+        elif texture in ("melody", "riff", "bassline"):
+            if texture == "melody":
+                degree = int(rng.integers(0, 7)) + 7 * int((center - tonic) // 12)
+                for t in rhythm(step_s, t0, t1, p_hit):
+                    degree += int(rng.choice([-2, -1, -1, 0, 1, 1, 2, 3, -3]))
+                    n = _degree_pitch(tonic, scale, degree)
+                    while n > hi:
+                        degree -= 7
+                        n = _degree_pitch(tonic, scale, degree)
+                    while n < lo:
+                        degree += 7
+                        n = _degree_pitch(tonic, scale, degree)
+                    add(t, step_s * legato * float(rng.choice([1, 1, 2])), n)
+            elif texture == "riff":
+                r0 = _chord_tones(rng, lo, hi - 12, {root}, 1, center - 6)[0]
+                t, k = t0, 0
+                while t < t1 - 1e-6:
+                    off, hit = figure[k % len(figure)]
+                    if hit or k == 0:
+                        add(t, step_s * legato, r0 + off, 8 if k == 0 else 0)
+                    t, k = t + step_s, k + 1
+            else:
+                r0 = _chord_tones(rng, lo, lo + 14, {root}, 1, lo + 5)[0]
+                for k, t in enumerate(rhythm(step_s if step_s >= beat_s / 2 else beat_s / 2,
+                                             t0, t1, p_hit)):
+                    off = 0 if k == 0 else int(rng.choice([0, 0, 0, 7, 12, -5, 2, -1]))
+                    add(t, beat_s * 0.5 * legato * float(rng.choice([1, 2])), r0 + off,
+                        8 if k == 0 else 0)
+    return notes
+
+
+def render_phrases(sf2: Path, *, seed: int = SEED) -> list[Item]:
+    """Render labelled phrase loops (``_PHRASE_RECIPES``) of GM programs from a soundfont.
+
+    Each phrase: one program of the role (``_GM_TONAL``), a texture of ``_PHRASE_TEXTURES``,
+    70-170 BPM, 1, 2 or 4 bars of 4/4, velocities around a random level, a random register
+    within the role's range (``_GM_RANGE``), some reverb, the sustain pedal in some keys
+    phrases. Cut bar-exact (sometimes with the release tail) and scaled to a random peak
+    level; ``kind`` is "loop".
+    """
+    import soundfile as sf
+
+    if shutil.which("fluidsynth") is None:
+        raise RuntimeError("fluidsynth is not installed (apt-get install fluidsynth)")
+    rng = np.random.default_rng(seed)
+    events, plan, t = [], [], 1.0
+    for r, n_phrases in _PHRASE_RECIPES.items():
+        lo, hi = _GM_RANGE[r]
+        for _ in range(n_phrases):
+            prog = int(rng.choice(_GM_TONAL[r]))
+            texture = str(rng.choice(_PHRASE_TEXTURES[r]))
+            bpm = float(rng.uniform(70, 170))
+            bars = int(rng.choice([1, 2, 4], p=[0.3, 0.4, 0.3]))
+            beat_s = 60.0 / bpm
+            notes = _phrase_notes(texture, rng=rng, beat_s=beat_s, n_beats=4 * bars,
+                                  lo=lo, hi=hi)
+            if not notes:
+                continue
+            length_s = 4 * bars * beat_s
+            events += [(t - 0.5, bytes([0xC0, prog])),
+                       (t - 0.5, bytes([0xB0, 91, int(rng.choice([0, 20, 40, 80]))])),
+                       (t - 0.5, bytes([0xB0, 93, 0]))]
+            if r == "keys" and rng.random() < 0.4:
+                events += [(t, bytes([0xB0, 64, 127])), (t + length_s, bytes([0xB0, 64, 0]))]
+            for nt in notes:
+                events += [(t + nt.t_s, bytes([0x90, nt.note, nt.vel])),
+                           (t + nt.t_s + nt.dur_s, bytes([0x80, nt.note, 0]))]
+            events.append((t + length_s + _PHRASE_GAP_S - 0.6, bytes([0xB0, 123, 0])))
+            plan.append((r, prog, texture, bpm, bars, t, length_s))
+            t += length_s + _PHRASE_GAP_S
+    items = []
+    with tempfile.TemporaryDirectory() as tmp:
+        mid, wav = Path(tmp) / "phrases.mid", Path(tmp) / "phrases.wav"
+        _write_midi(mid, events)
+        # chords of several notes: a lower gain than the one-shots', and float samples, so
+        # that nothing clips
+        subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.4", "-O", "float", "-r", str(SR),
+                        "-F", str(wav), str(sf2), str(mid)], check=True, capture_output=True)
+        a, sr = sf.read(str(wav), dtype="float32")
+    a = a.mean(axis=1) if a.ndim == 2 else a
+    assert sr == SR
+    for r, prog, texture, bpm, bars, t0, length_s in plan:
+        tail_s = float(rng.uniform(0.2, 2.0)) if rng.random() < 0.3 else 0.0
+        y = a[int(t0 * SR): int((t0 + length_s + tail_s) * SR)].astype(np.float64)
+        peak = float(np.abs(y).max()) if len(y) else 0.0
+        if peak < 1e-4:
+            continue
+        if tail_s:
+            last = int(np.flatnonzero(np.abs(y) > peak * 1e-3)[-1])
+            y = y[: max(last + 1, int(length_s * SR))]
+        y *= 10 ** (rng.uniform(-20, -1) / 20) / peak
+        src = (f"synth {sf2.stem} program {prog} {texture} phrase, {bars} bar(s) at "
+               f"{bpm:.0f} BPM")
+        items.append(Item(truth=r, kind="loop", source=src, pack=f"synth:{sf2.stem}",
+                          instrument=src, y=np.ascontiguousarray(y, dtype=np.float32)))
     return items
 
 
@@ -462,7 +700,8 @@ def extra_rows(items: list[Item], idx, synth: list[Item], XS: np.ndarray | None,
     if loops:
         pool = pool_of(items, idx)
         for s in synth:
-            pool[s.truth].append(s.y)
+            if s.kind == "oneshot":
+                pool[s.truth].append(s.y)
         ly, lr = synth_loops(pool, seed=seed)
         if ly:
             Xs.append(np.array([role_mod.role_features(y, sr=SR) for y in ly], np.float32))
@@ -668,7 +907,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "role.safetensors")
     ap.add_argument("--no-synth", action="store_true", help="train on the dev set only")
-    ap.add_argument("--no-loops", action="store_true", help="no synthetic loops")
+    ap.add_argument("--no-loops", action="store_true",
+                    help="no synthetic loops sequenced from one-shots")
+    ap.add_argument("--no-phrases", action="store_true",
+                    help="no phrase loops rendered from the extra soundfonts")
     ap.add_argument("--no-extra", action="store_true",
                     help="FluidR3_GM only (no soundfonts from .pkgs-extra)")
     ap.add_argument("--no-calibrate", action="store_true",
@@ -682,7 +924,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     items = load_dev_set()
     sources = [] if args.no_synth else synthetic_sources(not args.no_extra)
-    synth = render_all(sources)
+    synth = render_all(sources, phrases=not args.no_phrases)
     X = features(items)
     aug = augmented_signals(items)
     XA = augmented_features(items, signals=aug)
@@ -726,7 +968,9 @@ def main(argv: list[str] | None = None) -> int:
     date = _dt.date.today().isoformat()
     meta = {"roles": json.dumps(list(ROLES)), "features": json.dumps(list(FEATURE_NAMES)),
             "trained": date, "recipe": "benchmarks/train_role.py",
-            "n_dev": str(len(items)), "n_synth": str(len(synth)), "n_aug": str(N_AUG),
+            "n_dev": str(len(items)),
+            "n_synth": str(sum(s.kind == "oneshot" for s in synth)),
+            "n_phrases": str(sum(s.kind == "loop" for s in synth)), "n_aug": str(N_AUG),
             "soundfonts": json.dumps([s.name for s in sources]),
             "cnn": "none" if mel is None else json.dumps(
                 {"channels": list(CNN_CHANNELS), "epochs": CNN_EPOCHS, "share": CNN_SHARE,
@@ -755,8 +999,25 @@ def write_card(path: Path, *, items, synth, sources, n_params, size_bytes, in_sa
         return ", ".join(f"{k} {v}" for k, v in counter.most_common())
 
     counts = fmt(collections.Counter(it.truth for it in items))
+    phrases = [s for s in synth if s.kind == "loop"]
+    synth = [s for s in synth if s.kind == "oneshot"]
     scounts = fmt(collections.Counter(s.truth for s in synth))
     per_font = fmt(collections.Counter(s.pack.split(":", 1)[1] for s in synth))
+    phrase_fonts = sorted({s.pack.split(":", 1)[1] for s in phrases})
+    textures = fmt(collections.Counter(s.source.split(" phrase")[0].rsplit(" ", 1)[1]
+                                       for s in phrases))
+    phrase_text = ("" if not phrases else f"""
+* {len(phrases)} phrase loops rendered with fluidsynth from MIDI phrases
+  (`render_phrases`) by {len(phrase_fonts)} of those fonts: {", ".join(phrase_fonts)}
+  ({fmt(collections.Counter(s.pack.split(":", 1)[1] for s in phrases))}); **none from
+  FluidR3_GM**, which renders the chorale excerpts of `benchmarks/bench_role_loops.py`, so
+  that check stays independent of them (FluidR3_GM's one-shots, piano included, are still in
+  the training data). Roles: {fmt(collections.Counter(s.truth for s in phrases))}. Random
+  keys (major/minor) and progressions; textures (shared between roles so that the texture
+  alone does not tell the role): {textures}; a GM program of the role each, 70-170 BPM, 1, 2
+  or 4 bars, random velocity level and register within the role's range, some reverb, the
+  sustain pedal in some keys phrases; cut bar-exact (some with their release tail), random
+  peak level.""")
     pkg_of = {Path(rel).name: pkg for pkg, rel in EXTRA_SOUNDFONTS.items()}
     pkg_of[FLUID_SF2.name] = "fluid-soundfont-gm"
     fonts = ", ".join(f"{p.name} (Debian `{pkg_of.get(p.name, '?')}`)" for p in sources)
@@ -806,7 +1067,7 @@ overrule it in `classify_role`.
   (up to 8). Per font: {per_font}. Roles: {scounts}.
   None of these fonts is known to share recordings with the dev set's packs (or with
   hydrogen-drumkits, LMMS or Sonic Pi); avldrums.lv2-soundfont is deliberately not used (its
-  Black Pearl kit is hydrogen-drumkits' "The Black Pearl").
+  Black Pearl kit is hydrogen-drumkits' "The Black Pearl").{phrase_text}
 * {N_AUG} augmented copies of every dev file (pitch ±2 semitones, trimmed tail, leading
   silence, low-pass, noise, gain).
 * Synthetic loops sequenced from the dev and synthetic one-shots on a 16th grid at
@@ -828,7 +1089,10 @@ speed.
 Trained on 9 packs of mostly drums; tonal roles (keys, pad, strings, guitar, lead, vocal) have
 few real examples, so the audio model is weak there and file/folder words should dominate.
 "perc" is a catch-all (tabla, djembe, cowbell, shaker, ...) and is often confused with tom,
-snare and hihat.
+snare and hihat. The tonal loops it learns from are generated (random progressions in a few
+textures, GM soundfonts), not played: loops in other styles or of other instruments may still
+be confused, and a sustained string section is sometimes called "pad" (see
+`benchmarks/results/role_loops.md`).
 
 ## Reproduce
 ```
@@ -839,7 +1103,8 @@ for p in {" ".join(EXTRA_SOUNDFONTS)}; do
 done
 cd /work/main && PYTHONPATH=. /work/venv/bin/python benchmarks/train_role.py
 ```
-(`--no-extra` trains with FluidR3_GM only.) The leave-one-pack-out CV always runs, since the
+(`--no-extra` trains with FluidR3_GM only, without phrase loops; `--no-phrases` leaves the
+phrase loops out.) The leave-one-pack-out CV always runs, since the
 temperature is fitted on it (a few minutes on 2 cores). Needs fluidsynth (with sf3 support, as
 Debian's), scikit-learn, torch (CPU; training only) and safetensors. Deterministic up to
 BLAS rounding. `--cnn` adds the convolutional head (not shipped; see
