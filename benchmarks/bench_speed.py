@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import write_result, labels, machine  # noqa: E402
+from benchmarks.common import audio_paths, machine, write_result  # noqa: E402
 
 
 def _baseline_one(path: str) -> float:
@@ -194,9 +194,7 @@ def main() -> None:
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.md"))
     args = ap.parse_args()
-    paths = sorted({r["abspath"] for r in labels() if r["task"] != "flp"})
-    if args.limit:
-        paths = paths[:: max(1, len(paths) // args.limit)][: args.limit]
+    paths = audio_paths(args.limit)
     bases = {}
     if not args.skip_baseline:
         # baselines first: LoopMind's pool sets single-thread BLAS in this process's env

@@ -46,3 +46,13 @@ def write_result(out: str | os.PathLike, text: str) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(text)
     print(text)
+
+
+def audio_paths(limit: int = 0) -> list[str]:
+    """The dev set's audio files (every task but the FL projects), sorted; with ``limit``,
+    that many evenly spaced ones."""
+    paths = sorted({r["abspath"] for r in labels() if r["task"] != "flp"})
+    if limit:
+        paths = paths[:: max(1, len(paths) // limit)][:limit]
+    return paths
+

@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import labels  # noqa: E402
+from benchmarks.common import audio_paths  # noqa: E402
 from loopmind.index import embed as embed_now  # noqa: E402
 from loopmind.library.analysis import role as role_mod  # noqa: E402
 from loopmind.library.analysis.segments import analyze_audio  # noqa: E402
@@ -54,9 +54,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="every n-th file, this many")
     args = ap.parse_args()
 
-    paths = sorted({r["abspath"] for r in labels() if r["task"] != "flp"})
-    if args.limit:
-        paths = paths[:: max(1, len(paths) // args.limit)][: args.limit]
+    paths = audio_paths(args.limit)
     with tempfile.TemporaryDirectory() as tmp:
         before_mod = _module_at(args.before, Path(tmp))
     impls = {"before": before_mod.FeatureEmbedder(constants_path=embed_now.CONSTANTS_PATH),

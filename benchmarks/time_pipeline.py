@@ -110,7 +110,7 @@ def _compare(a: dict, b: dict) -> str:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from benchmarks.common import labels, machine
+    from benchmarks.common import audio_paths, machine
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--before", default="main", help="the commit to compare with")
@@ -119,9 +119,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--limit", type=int, default=0, help="every n-th file, this many")
     args = ap.parse_args()
-    paths = sorted({r["abspath"] for r in labels() if r["task"] != "flp"})
-    if args.limit:
-        paths = paths[:: max(1, len(paths) // args.limit)][: args.limit]
+    paths = audio_paths(args.limit)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "b").mkdir()
