@@ -222,12 +222,29 @@ def render_all(paths: list[Path], *, phrases: bool = True) -> list[Item]:
     return items
 
 
-def render_synthetic(sf2: Path, *, seed: int = SEED) -> list[Item]:
-    """Render labelled one-shots from a GM soundfont with the fluidsynth command line."""
+def _fluidsynth(sf2: Path, events: list[tuple[float, bytes]], *, gain: float,
+                float_samples: bool = False) -> np.ndarray:
+    """MIDI ``events`` rendered by the fluidsynth command line with ``sf2`` at ``SR``, mono
+    float32."""
     import soundfile as sf
 
     if shutil.which("fluidsynth") is None:
         raise RuntimeError("fluidsynth is not installed (apt-get install fluidsynth)")
+    with tempfile.TemporaryDirectory() as tmp:
+        mid, wav = Path(tmp) / "render.mid", Path(tmp) / "render.wav"
+        _write_midi(mid, events)
+        cmd = ["fluidsynth", "-ni", "-q", "-g", str(gain)]
+        if float_samples:
+            cmd += ["-O", "float"]
+        subprocess.run(cmd + ["-r", str(SR), "-F", str(wav), str(sf2), str(mid)], check=True,
+                       capture_output=True)
+        a, sr = sf.read(str(wav), dtype="float32")
+    assert sr == SR
+    return a.mean(axis=1) if a.ndim == 2 else a
+
+
+def render_synthetic(sf2: Path, *, seed: int = SEED) -> list[Item]:
+    """Render labelled one-shots from a GM soundfont with the fluidsynth command line."""
     rng = np.random.default_rng(seed)
     plan = []
     for r, progs in _GM_TONAL.items():
@@ -254,14 +271,7 @@ def render_synthetic(sf2: Path, *, seed: int = SEED) -> list[Item]:
         slots.append((t, t + dur + tail))
         t += dur + tail + 0.5
     items = []
-    with tempfile.TemporaryDirectory() as tmp:
-        mid, wav = Path(tmp) / "gm.mid", Path(tmp) / "gm.wav"
-        _write_midi(mid, events)
-        subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(SR), "-F", str(wav),
-                        str(sf2), str(mid)], check=True, capture_output=True)
-        a, sr = sf.read(str(wav), dtype="float32")
-    a = a.mean(axis=1) if a.ndim == 2 else a
-    assert sr == SR
+    a = _fluidsynth(sf2, events, gain=0.6)
     for (r, ch, prog, notes, *_), (t0, t1) in zip(plan, slots):
         y = a[int(t0 * SR): int(t1 * SR)]
         peak = float(np.abs(y).max()) if len(y) else 0.0
@@ -441,10 +451,6 @@ def render_phrases(sf2: Path, *, seed: int = SEED) -> list[Item]:
     phrases. Cut bar-exact (sometimes with the release tail) and scaled to a random peak
     level; ``kind`` is "loop".
     """
-    import soundfile as sf
-
-    if shutil.which("fluidsynth") is None:
-        raise RuntimeError("fluidsynth is not installed (apt-get install fluidsynth)")
     rng = np.random.default_rng(seed)
     events, plan, t = [], [], 1.0
     for r, n_phrases in _PHRASE_RECIPES.items():
@@ -472,16 +478,9 @@ def render_phrases(sf2: Path, *, seed: int = SEED) -> list[Item]:
             plan.append((r, prog, texture, bpm, bars, t, length_s))
             t += length_s + _PHRASE_GAP_S
     items = []
-    with tempfile.TemporaryDirectory() as tmp:
-        mid, wav = Path(tmp) / "phrases.mid", Path(tmp) / "phrases.wav"
-        _write_midi(mid, events)
-        # chords of several notes: a lower gain than the one-shots', and float samples, so
-        # that nothing clips
-        subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.4", "-O", "float", "-r", str(SR),
-                        "-F", str(wav), str(sf2), str(mid)], check=True, capture_output=True)
-        a, sr = sf.read(str(wav), dtype="float32")
-    a = a.mean(axis=1) if a.ndim == 2 else a
-    assert sr == SR
+    # chords of several notes: a lower gain than the one-shots', and float samples, so that
+    # nothing clips
+    a = _fluidsynth(sf2, events, gain=0.4, float_samples=True)
     for r, prog, texture, bpm, bars, t0, length_s in plan:
         tail_s = float(rng.uniform(0.2, 2.0)) if rng.random() < 0.3 else 0.0
         y = a[int(t0 * SR): int((t0 + length_s + tail_s) * SR)].astype(np.float64)

@@ -462,7 +462,7 @@ def _span_true_peak(path: Path, info: AudioInfo, a: int, b: int, bound_db: float
     segment. ``bound_db`` (what the meter found, a lower bound) is kept if it is larger."""
     import soundfile as sf
 
-    from loopmind.library.analysis.loudness import _TP_HALF, STEP_S, _block_true_peak
+    from loopmind.library.analysis.loudness import _TP_HALF, _block_true_peak, step_frames
 
     h = _TP_HALF
     lo, hi = max(0, a - h), b + h
@@ -481,10 +481,12 @@ def _span_true_peak(path: Path, info: AudioInfo, a: int, b: int, bound_db: float
             if at >= hi:
                 break
     got = np.concatenate(parts, axis=1) if parts else np.zeros((1, 0), dtype=np.float32)
+    # laid out as the meter's blocks: left context, the frames, right context (zeros past
+    # either end of the file)
     x = np.zeros((got.shape[0], (b - a) + 2 * h), dtype=np.float32)
-    x[:, lo - (a - h):lo - (a - h) + got.shape[1]] = got[:, :x.shape[1] - (lo - (a - h))]
-    step = max(1, int(round(info.sr * STEP_S)))
-    values, _ = _block_true_peak(x, step, b - a)
+    off = lo - (a - h)
+    x[:, off:off + got.shape[1]] = got
+    values, _ = _block_true_peak(x, step_frames(info.sr), b - a)
     return max(float(values.max()) if len(values) else 0.0, 10 ** (bound_db / 20.0))
 
 

@@ -19,6 +19,11 @@ STEP_S = 0.1
 SILENCE_LUFS = -120.0
 
 
+def step_frames(sr: int, step_s: float = STEP_S) -> int:
+    """Native frames in one measurement step."""
+    return max(1, int(round(sr * step_s)))
+
+
 def k_weighting_sos(sr: int) -> np.ndarray:
     """Second-order sections of the BS.1770 K-weighting filter at ``sr`` Hz.
 
@@ -65,9 +70,10 @@ _TP_PHASES = _TP_FILTER[1:].astype(np.float32)  # the three phases between sampl
 
 
 # a sample pair is interpolated when one of its samples is within this factor of the step's
-# sample peak (of the running peak, for a meter with ``running_peak``). The largest inter-sample overshoot of real material stays below 6 dB (full-band
-# white noise at 44.1 kHz reaches about 4 dB), so a pair of smaller samples cannot hold the
-# step's true peak; tests/unit/test_loudness.py checks this against full 4x oversampling
+# sample peak (of the running peak, for a meter with ``running_peak``). The largest
+# inter-sample overshoot of real material stays below 6 dB (full-band white noise at 44.1 kHz
+# reaches about 4 dB), so a pair of smaller samples cannot hold the step's true peak;
+# tests/unit/test_loudness.py checks this against full 4x oversampling
 _TP_CANDIDATE_RATIO = 0.5
 
 # pairs are interpolated a row of _TP_ROW at a time: a row holding one candidate pair is
@@ -381,7 +387,7 @@ class LoudnessTrack:
     def span_frames(self, start_s: float, end_s: float | None, sr: int) -> tuple[int, int]:
         """Native frames ``[a, b)`` of the steps a span's measurements cover."""
         span = self._range(start_s, end_s)
-        step = max(1, int(round(sr * self.step_s)))
+        step = step_frames(sr, self.step_s)
         return span.start * step, span.stop * step
 
 
@@ -402,7 +408,7 @@ class LoudnessMeter:
     def __init__(self, sr: int, channels: int, *, running_peak: bool = False):
         self.sr = sr
         self.channels = channels
-        self.step = max(1, int(round(sr * STEP_S)))
+        self.step = step_frames(sr)
         self._filter = BlockFilter(k_weighting_sos(sr), channels)
         self._unfiltered = np.zeros((channels, 0), dtype=np.float32)  # < ROW * GROUP frames
         self._pending = np.zeros((0,), dtype=np.float32)  # summed squares not yet a full step

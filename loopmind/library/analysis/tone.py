@@ -137,15 +137,16 @@ def _waveform_shape(y: np.ndarray, sr: int) -> tuple[float, float]:
 
 
 def _envelope_db(y: np.ndarray, sr: int, hop_s: float,
-                 spec: Spectrogram | None = None) -> tuple[np.ndarray, float]:
+                 spec: Spectrogram | None = None) -> tuple[np.ndarray, float, np.ndarray]:
+    """(level per hop in dB re the loudest, hop in s, mean square per hop)."""
     hop = max(1, int(round(sr * hop_s)))
     e = hop_mean_square(y, sr, hop, spec)
-    return 10 * np.log10(np.maximum(e, 1e-20) / max(e.max(), 1e-20)), hop / sr
+    return 10 * np.log10(np.maximum(e, 1e-20) / max(e.max(), 1e-20)), hop / sr, e
 
 
 def _attack_ms(y: np.ndarray, sr: int) -> float:
     """10 % → 90 % rise time (ms) of the first loud event on a 1 ms RMS envelope."""
-    env, dt = _envelope_db(y[: int(sr * 2.0)], sr, 0.001)
+    env, dt, _ = _envelope_db(y[: int(sr * 2.0)], sr, 0.001)
     amp = 10 ** (env / 20)  # amplitude re the loudest millisecond in the first 2 s
     start = np.flatnonzero(amp >= 0.1)
     if not len(start):
@@ -161,8 +162,8 @@ def _attack_ms(y: np.ndarray, sr: int) -> float:
 def _t60_s(y: np.ndarray, sr: int,
            envelope: tuple[np.ndarray, float] | None = None) -> float:
     """T60 of the final release from the Schroeder curve (-5 to -25 dB), or NaN.
-    ``envelope``: ``_envelope_db(y, sr, 0.005)`` when the caller has it."""
-    env, dt = envelope if envelope is not None else _envelope_db(y, sr, 0.005)
+    ``envelope``: the (level, hop) of ``_envelope_db(y, sr, 0.005)`` when the caller has it."""
+    env, dt = envelope if envelope is not None else _envelope_db(y, sr, 0.005)[:2]
     if len(env) < 8:
         return float("nan")
     above = np.flatnonzero(env > -10.0)
@@ -213,13 +214,12 @@ def tone_measures(y: np.ndarray, *, sr: int, spec: Spectrogram | None = None,
     centroid, lowmid, high, flatness = _spectral_measures(spec)
     norm = CENTROID_NORM_HZ.get(role or "any", CENTROID_NORM_HZ["any"])
     ceiling, frame_crest = _waveform_shape(y, sr)
-    env, dt = _envelope_db(y, sr, 0.005, spec)
+    env, dt, e_hop = _envelope_db(y, sr, 0.005, spec)
     active = np.flatnonzero(env > -40.0)
     hop = max(1, int(round(sr * dt)))
     ya = y[active[0] * hop: (active[-1] + 1) * hop] if len(active) else y
     if len(active) and len(y) >= hop:
         # whole hops of the envelope: their mean square is the mean of the envelope's
-        e_hop = hop_mean_square(y, sr, hop, spec)
         rms = float(np.sqrt(np.mean(e_hop[active[0]:active[-1] + 1]))) + 1e-12
     else:
         rms = float(np.sqrt(np.mean(np.square(ya, dtype=np.float64)))) + 1e-12
