@@ -9,7 +9,7 @@ Seconds of audio analyzed per wall-clock second, both with a pool of one process
     workers are warmed up first (one call each) so numba's JIT compile time is NOT counted.
 Peak memory: the largest resident set of any worker process and of the main process.
 
-    python benchmarks/bench_speed.py [--limit N] [--workers N]
+    python benchmarks/bench_speed.py [--limit N] [--workers N] [--rounds N]
 """
 
 from __future__ import annotations
@@ -39,7 +39,12 @@ def _baseline_one(path: str) -> float:
 
 
 def _warm(_: int) -> int:
+    import warnings
+
     import numpy as np
+
+    # librosa warns about every file shorter than its FFT; printing those only slows it down
+    warnings.filterwarnings("ignore")
 
     _baseline_one_array(np.random.default_rng(0).standard_normal(22050 * 2).astype("float32"))
     return os.getpid()
@@ -187,49 +192,94 @@ def run_baseline(paths: list[str], workers: int, *, blas_threads: int | None) ->
     return {"audio_s": audio_s, "wall_s": wall, "failed": 0}
 
 
+def _x(run: dict) -> float:
+    return run["audio_s"] / run["wall_s"]
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of (1-thread baseline, LoopMind with embed, without embed)")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.md"))
     args = ap.parse_args()
     paths = audio_paths(args.limit)
-    bases = {}
+    t_start = time.perf_counter()
+    default_base = None
     if not args.skip_baseline:
-        # baselines first: LoopMind's pool sets single-thread BLAS in this process's env
-        bases["default BLAS threads"] = run_baseline(paths, args.workers, blas_threads=None)
-        bases["1 BLAS thread per worker"] = run_baseline(paths, args.workers, blas_threads=1)
-    with DescendantPeak() as peak:
+        # once: the weaker setting (BLAS threads fight the pool), as a plain script runs
+        default_base = run_baseline(paths, args.workers, blas_threads=None)
+    # the first pipeline run of a process pays one-off costs (the forkserver, the main
+    # process's imports and page cache of the models) that later runs do not; the baseline's
+    # workers are warmed up too, so both are timed warm
+    run_ours(paths[: 4 * args.workers], args.workers, "features")
+    # the machine's speed drifts by tens of percent within minutes: each round times the
+    # baseline and LoopMind back to back, and the ratio is taken within the round
+    rounds = []
+    for _ in range(args.rounds):
+        base = None if args.skip_baseline else run_baseline(paths, args.workers, blas_threads=1)
         ours = run_ours(paths, args.workers, "features")
+        bare = run_ours(paths, args.workers, None)
+        rounds.append((base, ours, bare))
+    # memory in a run of its own: polling /proc every 50 ms costs CPU the timed runs must not pay
+    with DescendantPeak() as peak:
+        run_ours(paths, args.workers, "features")
     main_rss = _maxrss_mb(resource.RUSAGE_SELF)
-    bare = run_ours(paths, args.workers, None)
+    audio_min = rounds[0][1]["audio_s"] / 60
     lines = [
         "# Indexing speed on the dev set", "",
-        f"Machine: {machine()}; {len(paths)} files, pool of {args.workers} processes.", "",
-        "| pipeline | audio (min) | wall (s) | x real time | failed |",
-        "|---|---|---|---|---|",
-        f"| LoopMind (decode, chop, analyze, embed, store: what a scan runs) | "
-        f"{ours['audio_s'] / 60:.1f} | {ours['wall_s']:.1f} | "
-        f"{ours['audio_s'] / ours['wall_s']:.0f}x | {ours['failed']} |",
-        f"| LoopMind without the embed stage | {bare['audio_s'] / 60:.1f} | "
-        f"{bare['wall_s']:.1f} | {bare['audio_s'] / bare['wall_s']:.0f}x | {bare['failed']} |",
+        f"Machine: {machine()}; {len(paths)} files ({audio_min:.1f} min of audio), pool of "
+        f"{args.workers} processes; {args.rounds} rounds, total run time "
+        f"{(time.perf_counter() - t_start) / 60:.1f} min.", "",
+        "LoopMind is the full pipeline into a temporary library, as `loopmind add` runs it "
+        "(hash, decode, loudness, chop, analyze, embed with the default features embedder, "
+        "store), and the same without the embed stage. The baseline is librosa.load at "
+        "22,050 Hz + beat_track + chroma_cqt + mfcc per file, in a pool of the same size, its "
+        "numba JIT compiled before timing. Each round times the 1-thread baseline and "
+        "LoopMind back to back; the ratio is taken within a round.", "",
+        "| round | baseline, 1 BLAS thread per worker | LoopMind with embed | ratio | "
+        "LoopMind without embed | ratio | failed |",
+        "|---|---|---|---|---|---|---|",
     ]
-    ours_x = ours["audio_s"] / ours["wall_s"]
-    ratios = []
-    for name, base in bases.items():
-        base_x = base["audio_s"] / base["wall_s"]
-        lines.append(f"| librosa baseline, {name} (load 22 kHz + beat_track + chroma_cqt + "
-                     f"mfcc) | {base['audio_s'] / 60:.1f} | {base['wall_s']:.1f} | "
-                     f"{base_x:.0f}x | - |")
-        ratios.append(f"{ours_x / base_x:.1f}x against the baseline with {name} "
-                      f"({bare['audio_s'] / bare['wall_s'] / base_x:.1f}x without embed)")
-    if ratios:
-        lines += ["", "Ratio LoopMind / baseline: " + "; ".join(ratios) +
-                  " (baseline numba JIT warm-up excluded)."]
-    lines += ["", f"Peak memory (LoopMind run): largest worker {peak.worker_peak_mb:.0f} MB "
-              f"resident, all processes together {peak.total_peak_mb:.0f} MB (sampled every "
-              f"50 ms), main process {main_rss:.0f} MB (ru_maxrss)."]
+    r_embed, r_bare = [], []
+    for i, (base, ours, bare) in enumerate(rounds, 1):
+        if base is None:
+            lines.append(f"| {i} | - | {_x(ours):.0f}x ({ours['wall_s']:.1f} s) | - | "
+                         f"{_x(bare):.0f}x ({bare['wall_s']:.1f} s) | - | "
+                         f"{ours['failed']} / {bare['failed']} |")
+            continue
+        r_embed.append(_x(ours) / _x(base))
+        r_bare.append(_x(bare) / _x(base))
+        lines.append(f"| {i} | {_x(base):.0f}x ({base['wall_s']:.1f} s) | "
+                     f"{_x(ours):.0f}x ({ours['wall_s']:.1f} s) | {r_embed[-1]:.2f}x | "
+                     f"{_x(bare):.0f}x ({bare['wall_s']:.1f} s) | {r_bare[-1]:.2f}x | "
+                     f"{ours['failed']} / {bare['failed']} |")
+    lines += ["", f"Median over rounds: LoopMind {_median([_x(o) for _, o, _ in rounds]):.0f}x "
+              f"with embed, {_median([_x(b) for _, _, b in rounds]):.0f}x without"]
+    if r_embed:
+        base_med = _median([_x(b) for b, _, _ in rounds])
+        lines[-1] += (f"; baseline {base_med:.0f}x; ratio **{_median(r_embed):.2f}x** with "
+                      f"embed (rounds {min(r_embed):.2f}-{max(r_embed):.2f}), "
+                      f"{_median(r_bare):.2f}x without.")
+    else:
+        lines[-1] += "."
+    if default_base is not None:
+        lines += ["", f"Baseline with default BLAS threads (once, before the rounds): "
+                  f"{_x(default_base):.0f}x ({default_base['wall_s']:.1f} s); LoopMind's median "
+                  f"is {_median([_x(o) for _, o, _ in rounds]) / _x(default_base):.1f}x that "
+                  f"with embed."]
+    lines += ["", f"Peak memory (a LoopMind run of its own, with embed): largest worker "
+              f"{peak.worker_peak_mb:.0f} MB resident, all processes together "
+              f"{peak.total_peak_mb:.0f} MB (sampled every 50 ms), main process "
+              f"{main_rss:.0f} MB (ru_maxrss)."]
     text = "\n".join(lines) + "\n"
     write_result(args.out, text)
 
