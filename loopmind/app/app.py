@@ -525,13 +525,15 @@ def start_process_helpers() -> None:
     Once the app runs, ``sys.stderr`` is Textual's stand-in, which has no file descriptor to
     hand to the resource tracker, so a scan started later would fail; and the pool's workers
     must not write on the screen, so the helpers get /dev/null as their stderr, which every
-    worker inherits. The analysis pool's one-BLAS-thread rule is set first, as the pipeline
-    sets it, so the workers inherit it too.
+    worker inherits. The pool's context is set first (``pipeline.pool_context``: one BLAS
+    thread per worker, the analysis modules preloaded in the fork server), so the workers
+    inherit it.
     """
     from multiprocessing import forkserver, resource_tracker
 
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+    from loopmind.library.pipeline import pool_context
+
+    pool_context()
     try:
         saved = os.dup(2)
     except OSError:

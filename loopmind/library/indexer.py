@@ -14,7 +14,8 @@ from loopmind.errors import LibraryError
 from loopmind.library import store, textindex
 from loopmind.library.db import Library
 from loopmind.library.models import ANALYSIS_VERSION, AudioFile, WatchedFolder
-from loopmind.library.pipeline import (FileResult, Job, file_hash, is_under, resolve_folder,
+from loopmind.library.pipeline import (FileResult, Job, file_hash, is_legacy_hash, is_under,
+                                       legacy_file_hash, resolve_folder,
                                        run_jobs)
 from loopmind.library.scanner import Found, display_path, walk
 
@@ -37,6 +38,7 @@ class ScanReport:
     audio_s: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    rehashed: int = 0  # unchanged files given their BLAKE3 hash in place of a legacy one
     stopped: bool = False  # asked to stop before every file was read: the next scan goes on
 
 
@@ -127,6 +129,7 @@ class Indexer:
             by_size.setdefault(r.size, []).append(p)
 
         jobs: list[Job] = []
+        rehash: list[tuple[int, str]] = []  # unchanged files whose row holds a legacy hash
         for f in found:
             if f.error:
                 self._emit(store.store_error(self.library, f.path, f.error), report)
@@ -135,6 +138,8 @@ class Indexer:
             if row is not None and row.status in ("ok", "error") and row.size == f.size \
                     and row.mtime_ns == f.mtime_ns and row.analysis_version == ANALYSIS_VERSION:
                 report.unchanged += 1
+                if row.status == "ok" and is_legacy_hash(row.content_hash):
+                    rehash.append((row.id, f.path))
                 continue
             if row is None and f.size in by_size:
                 moved = self._try_move(f, by_size[f.size], vanished)
@@ -146,6 +151,8 @@ class Indexer:
                 known_hash = row.content_hash
             jobs.append(Job(f.path, known_hash))
 
+        if rehash:
+            report.rehashed = self._rehash(rehash, stop)
         total = len(jobs)
         done = 0
         if progress:
@@ -173,14 +180,42 @@ class Indexer:
                 textindex.optimize(session)
         return report
 
+    def _rehash(self, files: list[tuple[int, str]], stop: Callable[[], bool] | None) -> int:
+        """Give rows that still hold a legacy content hash their file's current hash (one
+        read of each file, once per library; a transaction per 200 files). Returns the count
+        replaced; a file that cannot be read keeps its hash until a later scan."""
+        done = 0
+        for a in range(0, len(files), 200):
+            if stop is not None and stop():
+                break
+            digests = []
+            for file_id, path in files[a:a + 200]:
+                try:
+                    digests.append((file_id, file_hash(path)))
+                except OSError:
+                    continue
+            with self.library.write() as session:
+                for file_id, digest in digests:
+                    row = session.get(AudioFile, file_id)
+                    if row is not None:
+                        row.content_hash = digest
+                        session.add(row)
+            done += len(digests)
+        return done
+
     def _try_move(self, f: Found, candidates: list[str], vanished: dict) -> bool:
-        try:
-            h = file_hash(f.path)
-        except OSError:
-            return False
-        for old in candidates:
+        digests: dict[bool, str] = {}  # the file's hash of each form a candidate holds
+        for old in list(candidates):
             row = vanished.get(old)
-            if row is not None and row.content_hash == h:
+            if row is None or not row.content_hash:
+                continue
+            legacy = is_legacy_hash(row.content_hash)
+            if legacy not in digests:
+                try:
+                    digests[legacy] = (legacy_file_hash if legacy else file_hash)(f.path)
+                except OSError:
+                    return False
+            if row.content_hash == digests[legacy]:
                 store.move(self.library, old, f.path)
                 vanished.pop(old, None)
                 candidates.remove(old)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, func, select
 
 from loopmind.library import textindex
 from loopmind.library.db import Library
 from loopmind.library.models import ANALYSIS_VERSION, AudioFile, Segment, Tag, utcnow
-from loopmind.library.pipeline import FileResult, is_under
+from loopmind.library.pipeline import (LEGACY_HASH_HEX, FileResult, is_under,
+                                       legacy_file_hash)
 from loopmind.library.scanner import display_path
 
 
@@ -114,7 +115,11 @@ _FILE_SQL = _insert_sql("audio_file", _FILE_COLS)
 _SEG_SQL = _insert_sql("segment", _SEG_COLS)
 _TAG_SQL = _insert_sql("tag", ("file_id", "segment_index", "name", "source"))
 _TEXT_SQL = _insert_sql("segment_text", ("rowid", *textindex.COLUMNS))
-_KNOWN_SQL = "SELECT 1 FROM audio_file WHERE path_bytes = ? OR content_hash = ? LIMIT 1"
+# known by path, by content, or possibly by content (a missing row of the same size that
+# holds a legacy hash: ``_moved_from`` reads the file to tell)
+_KNOWN_SQL = ("SELECT 1 FROM audio_file WHERE path_bytes = ? OR content_hash = ? OR "
+              "(status = 'missing' AND size = ? AND length(content_hash) = "
+              f"{LEGACY_HASH_HEX}) LIMIT 1")
 _datetime_bind = None
 
 
@@ -139,7 +144,7 @@ def _insert_new(session: Session, key: bytes, result: FileResult) -> int | None:
     exactly as ``textindex.refresh`` builds them from the stored rows."""
     cur = session.connection().connection.driver_connection.cursor()
     try:
-        if cur.execute(_KNOWN_SQL, (key, result.content_hash)).fetchone() is not None:
+        if cur.execute(_KNOWN_SQL, (key, result.content_hash, result.size)).fetchone() is not None:
             return None
         path = display_path(result.path)
         cur.execute(_FILE_SQL, (
@@ -164,6 +169,32 @@ def _insert_new(session: Session, key: bytes, result: FileResult) -> int | None:
         cur.close()
 
 
+def _moved_from(session: Session, result: FileResult) -> AudioFile | None:
+    """The row of a file gone from its path (missing, or no longer on disk) with this new
+    file's content, or None. Missing rows still holding a legacy hash are compared by that
+    hash (read here, only when one of them has the new file's size; a scan's own move check,
+    ``Indexer._try_move``, covers the rows not yet marked missing)."""
+    def gone(row: AudioFile) -> bool:
+        return row.status == "missing" or not os.path.exists(os.fsdecode(row.path_bytes))
+
+    for cand in session.exec(select(AudioFile).where(
+            AudioFile.content_hash == result.content_hash)).all():
+        if gone(cand):
+            return cand
+    legacy = session.exec(select(AudioFile).where(
+        AudioFile.status == "missing", AudioFile.size == result.size,
+        func.length(AudioFile.content_hash) == LEGACY_HASH_HEX)).all()
+    if legacy:
+        try:
+            digest = legacy_file_hash(result.path)
+        except OSError:
+            return None
+        for cand in legacy:
+            if cand.content_hash == digest:
+                return cand
+    return None
+
+
 def store_result(library: Library, result: FileResult) -> StoreOutcome:
     """Write one file's result in one transaction (insert, update, move or error)."""
     key = path_key(result.path)
@@ -177,12 +208,9 @@ def store_result(library: Library, result: FileResult) -> StoreOutcome:
         action = "indexed"
         if row is None and result.content_hash and not result.error:
             # a moved or renamed file keeps its identity: same content, old path gone
-            for cand in session.exec(select(AudioFile).where(
-                    AudioFile.content_hash == result.content_hash)).all():
-                old = os.fsdecode(cand.path_bytes)
-                if cand.status == "missing" or not os.path.exists(old):
-                    row, action = cand, "moved"
-                    break
+            cand = _moved_from(session, result)
+            if cand is not None:
+                row, action = cand, "moved"
         is_new = row is None
         if row is None:
             row = AudioFile(path=display_path(result.path), path_bytes=key)
@@ -198,6 +226,8 @@ def store_result(library: Library, result: FileResult) -> StoreOutcome:
             return StoreOutcome("failed", row.id, result.path, error=result.error)
         if (result.unchanged or action == "moved") and not result.segments:
             row.status, row.error = "ok", None
+            if result.content_hash:
+                row.content_hash = result.content_hash  # a legacy hash gives way
             session.add(row)
             session.flush()
             if action == "moved":

@@ -310,13 +310,113 @@ def test_new_file_fast_path_writes_what_the_orm_path_writes(folder, tmp_path, mo
     lib.close()
 
 
-@pytest.mark.parametrize("size", [1, 1000, (1 << 20) + 17])
-def test_file_hash_is_blake2b_128_of_the_content(tmp_path, size):
-    """Stored content hashes stay comparable: the digest is BLAKE2b-128 of the bytes."""
-    from loopmind.library.pipeline import file_hash
+@pytest.mark.parametrize("size", [0, 1, 1000, (1 << 20) + 17])
+def test_file_hash_is_blake3_of_the_content(tmp_path, size):
+    """The content hash is BLAKE3-256 of the bytes; the legacy one BLAKE2b-128, and
+    content_matches checks a stored hash of either form in one read."""
+    from blake3 import blake3
+
+    from loopmind.library.pipeline import (content_matches, file_hash, is_legacy_hash,
+                                           legacy_file_hash)
 
     data = os.urandom(size)
     path = tmp_path / "x.wav"
     path.write_bytes(data)
-    assert file_hash(path) == hashlib.blake2b(data, digest_size=16).hexdigest()
-    assert file_hash(str(path)) == file_hash(path)
+    new, old = blake3(data).hexdigest(), hashlib.blake2b(data, digest_size=16).hexdigest()
+    assert file_hash(path) == new and file_hash(str(path)) == new
+    assert legacy_file_hash(path) == old
+    assert is_legacy_hash(old) and not is_legacy_hash(new) and not is_legacy_hash(None)
+    assert content_matches(path, old) == (new, True)
+    assert content_matches(path, new) == (new, True)
+    assert content_matches(path, None) == (new, False)
+    other = hashlib.blake2b(data + b"x", digest_size=16).hexdigest()
+    assert content_matches(path, other) == (new, False)
+
+
+def _make_legacy(lib):
+    """Rewrite every stored content hash in the legacy form (a library indexed before the
+    hash became BLAKE3)."""
+    from sqlmodel import select
+
+    from loopmind.library.models import AudioFile
+    from loopmind.library.pipeline import legacy_file_hash
+
+    with lib.write() as session:
+        for row in session.exec(select(AudioFile)).all():
+            row.content_hash = legacy_file_hash(os.fsdecode(row.path_bytes))
+            session.add(row)
+
+
+def _hashes(lib):
+    from sqlmodel import select
+
+    from loopmind.library.models import AudioFile
+
+    with lib.session() as session:
+        return {os.path.basename(r.path): r.content_hash
+                for r in session.exec(select(AudioFile)).all()}
+
+
+def test_legacy_hashes_are_replaced_by_a_scan_without_reanalysis(indexed):
+    from loopmind.library.pipeline import file_hash
+
+    lib, idx, folder = indexed
+    _make_legacy(lib)
+    assert all(len(h) == 32 for h in _hashes(lib).values())
+    r = idx.scan()
+    assert r.rehashed == 3 and r.indexed == 0 and r.unchanged == 3
+    hashes = _hashes(lib)
+    assert hashes["pad_A.wav"] == file_hash(folder / "Pads" / "pad_A.wav")
+    assert all(len(h) == 64 for h in hashes.values())
+    assert idx.scan().rehashed == 0
+
+
+def test_a_file_moved_while_its_row_holds_a_legacy_hash_keeps_its_identity(indexed):
+    lib, idx, folder = indexed
+    seg = [x for x in list_segments(lib) if "beat_120bpm" in x["path"]][0]
+    set_user_values(lib, seg["id"], tags=["favourite"])
+    _make_legacy(lib)
+    dst = folder / "Moved" / "renamed_groove.wav"
+    dst.parent.mkdir()
+    shutil.move(folder / "Drums" / "beat_120bpm.wav", dst)
+    r = idx.scan()
+    assert r.moved == 1 and r.indexed == 0
+    moved = [x for x in list_segments(lib) if "renamed_groove" in x["path"]]
+    assert [m["id"] for m in moved] == [seg["id"]] and "favourite" in moved[0]["tags"]
+
+
+def test_a_missing_row_with_a_legacy_hash_is_found_again_by_its_content(indexed):
+    """The store's own move check (a file that comes back at another path after its row was
+    marked missing) compares a legacy hash with the legacy algorithm."""
+    from loopmind.library import store
+    from loopmind.library.pipeline import process_file
+
+    lib, idx, folder = indexed
+    seg = [x for x in list_segments(lib) if "pad_A" in x["path"]][0]
+    src = folder / "Pads" / "pad_A.wav"
+    data = src.read_bytes()
+    os.remove(src)
+    assert idx.scan().missing == 1
+    from loopmind.library.models import AudioFile
+    from loopmind.library.pipeline import legacy_file_hash
+
+    back = folder / "Elsewhere" / "pad_again.wav"
+    back.parent.mkdir()
+    back.write_bytes(data)
+    with lib.write() as session:
+        row = session.get(AudioFile, seg["file_id"])
+        assert row.status == "missing"
+        row.content_hash = legacy_file_hash(back)
+        session.add(row)
+    out = store.store_result(lib, process_file(str(back), sr=22050))
+    assert out.action == "moved" and out.file_id == seg["file_id"]
+
+
+def test_an_unchanged_file_with_a_legacy_known_hash_is_not_analyzed(tmp_path):
+    from loopmind.library.pipeline import file_hash, legacy_file_hash, process_file
+
+    path = write(tmp_path / "pad.wav", pad_tone(220.0))
+    r = process_file(str(path), known_hash=legacy_file_hash(path), sr=22050)
+    assert r.unchanged and not r.segments and r.content_hash == file_hash(path)
+    r = process_file(str(path), known_hash="0" * 32, sr=22050)
+    assert not r.unchanged and r.segments and r.content_hash == file_hash(path)
