@@ -131,6 +131,26 @@ def test_pool_scan(folder):
     assert r.indexed == 3 and r.failed == 0
 
 
+def _worker_state():
+    import sys
+
+    from loopmind.library.analysis import role
+
+    return "loopmind.library.preload" in sys.modules, bool(role._MODELS)
+
+
+def test_pool_workers_start_with_the_analysis_loaded():
+    """The pool's fork server has the analysis modules and the role model loaded, so a new
+    worker does not spend its first file on them."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from loopmind.library.pipeline import pool_context
+
+    ctx = pool_context()
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        assert pool.submit(_worker_state).result() == (True, True)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_stopped_scan_keeps_what_it_stored_and_the_next_one_finishes(folder, workers):
     """The app's quit flag: no new file starts once it is set, the files in flight are
