@@ -151,7 +151,7 @@ def _block_true_peak(x: np.ndarray, step: int, n: int | None = None,
         np.zeros(0, dtype=np.float32)
     if floor is not None:
         np.maximum(running, np.float32(floor), out=running)
-        reference = np.broadcast_to(running, sample_peak.shape)
+        reference = running  # broadcast over the channels
     else:
         reference = sample_peak
     # a silent step has no candidates (an infinite threshold)
@@ -176,8 +176,10 @@ def _block_true_peak(x: np.ndarray, step: int, n: int | None = None,
     if len(rows) == 0:
         return sample_peak.max(axis=0), running
     size = x.itemsize
-    windows = np.lib.stride_tricks.as_strided(
-        x[:, 1:], (ch, n_rows, R + taps - 1), (x.strides[0], R * size, size))
+    # a strided view of the (contiguous) buffer, made directly: as_strided's argument
+    # handling costs more than the view
+    windows = np.ndarray((ch, n_rows, R + taps - 1), dtype=x.dtype, buffer=x, offset=size,
+                         strides=(x.strides[0], R * size, size))
     vals = windows[chans, rows] @ _TP_ROW_PHASES  # (len(rows), 3 R), in (channel, row) order
     np.abs(vals, out=vals)
     flat = vals.reshape(-1)
@@ -192,7 +194,8 @@ def _block_true_peak(x: np.ndarray, step: int, n: int | None = None,
     rows_before = np.searchsorted(chans * n_rows + rows,
                                   np.arange(ch)[:, None] * n_rows + row[None, :])
     at = (rows_before * (3 * R) + np.where(inside, 3 * col, 0)).ravel()
-    length = np.diff(at, append=at[-1])
+    length = np.zeros_like(at)
+    np.subtract(at[1:], at[:-1], out=length[:-1])
     used = np.flatnonzero(length > 0)
     interpolated = np.zeros(at.shape, dtype=np.float32)
     interpolated[used] = np.maximum.reduceat(flat[:at[-1]], at[used])
