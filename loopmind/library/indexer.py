@@ -205,7 +205,7 @@ class Indexer:
 
     def _try_move(self, f: Found, candidates: list[str], vanished: dict) -> bool:
         digests: dict[bool, str] = {}  # the file's hash of each form a candidate holds
-        for old in list(candidates):
+        for old in candidates:  # the loop returns as soon as it removes one
             row = vanished.get(old)
             if row is None or not row.content_hash:
                 continue
