@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import subprocess
+from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
 from math import gcd
@@ -358,6 +359,149 @@ def _float_blocks(f, subtype: str):
                           dtype=np.float32)
 
 
+# -- plain WAV files read whole --------------------------------------------------------------
+# A loop or one-shot in a plain WAV (most of a sample library) is read once, into memory: the
+# content hash and the decoder take the same bytes, and the samples are viewed in place
+# instead of going through libsndfile's reader (which copies and converts them once more).
+# Anything else (other containers, big files, odd or damaged headers) goes through libsndfile.
+
+WAV_IMAGE_MAX_BYTES = 32 << 20
+# (libsndfile subtype, bytes per sample) by (WAVE format tag, bits per sample)
+_WAV_SUBTYPES = {(1, 16): ("PCM_16", 2), (1, 24): ("PCM_24", 3), (1, 32): ("PCM_32", 4),
+                 (3, 32): ("FLOAT", 4)}
+# the tail shared by the KSDATAFORMAT_SUBTYPE GUIDs of WAVE_FORMAT_EXTENSIBLE
+_WAVEX_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
+
+
+@dataclass(frozen=True)
+class WavImage:
+    """A plain WAV file held in memory: its bytes, its header, and where the samples are.
+
+    Attributes:
+        data: the whole file.
+        info: what the header says, as ``probe`` would give it.
+        offset: first byte of the samples in ``data``.
+    """
+
+    data: bytes
+    info: AudioInfo
+    offset: int
+
+
+def read_wav_image(path: os.PathLike | str, size: int | None = None) -> WavImage | None:
+    """The file read whole when it is a plain WAV (RIFF, PCM of 16, 24 or 32 bits or 32-bit
+    float, a complete data chunk) of at most ``WAV_IMAGE_MAX_BYTES``; None otherwise, and
+    for any error (``probe`` and ``decode`` then give the file's own message).
+
+    Args:
+        size: the file's size from a ``stat`` the caller made; a file whose size is
+            different when read (being written) is left to the other path.
+    """
+    path = os.fsdecode(path)
+    if os.path.splitext(path)[1].lower() not in (".wav", ".wave"):
+        return None
+    try:
+        if size is None:
+            size = os.stat(path).st_size
+        if not 0 < size <= WAV_IMAGE_MAX_BYTES:
+            return None
+        with open(path, "rb") as fh:
+            data = fh.read(size + 1)
+    except OSError:
+        return None
+    if len(data) != size:
+        return None
+    parsed = _parse_wav(data)
+    if parsed is None:
+        return None
+    info, offset = parsed
+    return WavImage(data=data, info=info, offset=offset)
+
+
+def _parse_wav(data: bytes) -> tuple[AudioInfo, int] | None:
+    """(header, offset of the samples) of a plain WAV in ``data``, or None when the file is
+    anything libsndfile should read itself."""
+    import struct
+
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    fmt = None
+    pos = 12
+    while pos + 8 <= len(data):
+        cid = data[pos:pos + 4]
+        csize = int.from_bytes(data[pos + 4:pos + 8], "little")
+        body = pos + 8
+        if body + csize > len(data):
+            return None  # a chunk running past the end (a truncated file, among others)
+        if cid == b"fmt ":
+            if csize < 16 or fmt is not None:
+                return None
+            tag, channels, sr, _, align, bits = struct.unpack_from("<HHIIHH", data, body)
+            container = "WAV"
+            if tag == 0xFFFE:
+                if csize < 40 or data[body + 26:body + 40] != _WAVEX_GUID_TAIL:
+                    return None
+                tag = int.from_bytes(data[body + 24:body + 26], "little")
+                container = "WAVEX"
+            known = _WAV_SUBTYPES.get((tag, bits))
+            if known is None or channels < 1 or sr < 1 or align != channels * known[1]:
+                return None
+            fmt = (container, known[0], channels, sr, align)
+        elif cid == b"data":
+            if fmt is None or csize in (0, 0xFFFFFFFF):
+                return None
+            container, subtype, channels, sr, align = fmt
+            frames = csize // align
+            if frames == 0:
+                return None
+            return AudioInfo(format=container, subtype=subtype, sr=sr, channels=channels,
+                             frames=frames), body
+        pos = body + csize + (csize & 1)
+    return None
+
+
+def _image_blocks(image: WavImage):
+    """The samples of a ``WavImage`` as float32 (frames, channels) blocks of
+    ``BLOCK_FRAMES``, in one reused buffer, with the values libsndfile gives (integers scaled
+    by powers of two, which is exact in float32 for up to 24 bits and rounds as libsndfile
+    does for 32)."""
+    info = image.info
+    ch, n = info.channels, info.frames
+    out = np.empty((BLOCK_FRAMES, ch), dtype=np.float32)
+    if info.subtype == "PCM_24":
+        raw = np.frombuffer(image.data, dtype=np.uint8, count=n * ch * 3,
+                            offset=image.offset).reshape(n * ch, 3)
+        # each sample in the top three bytes of an int32 (the low byte zero): x * 256
+        wide = np.zeros((min(n, BLOCK_FRAMES) * ch, 4), dtype=np.uint8)
+        for a in range(0, n, BLOCK_FRAMES):
+            k = min(BLOCK_FRAMES, n - a)
+            w = wide[:k * ch]
+            w[:, 1:] = raw[a * ch:(a + k) * ch]
+            yield np.multiply(w.view("<i4").reshape(k, ch), np.float32(2.0 ** -31),
+                              out=out[:k], dtype=np.float32)
+        return
+    dtype, scale = {"PCM_16": ("<i2", 2.0 ** -15), "PCM_32": ("<i4", 2.0 ** -31),
+                    "FLOAT": ("<f4", 1.0)}[info.subtype]
+    samples = np.frombuffer(image.data, dtype=dtype, count=n * ch,
+                            offset=image.offset).reshape(n, ch)
+    for a in range(0, n, BLOCK_FRAMES):
+        block = samples[a:a + BLOCK_FRAMES]
+        if scale == 1.0:
+            np.copyto(out[:len(block)], block)
+            yield out[:len(block)]
+        else:
+            yield np.multiply(block, np.float32(scale), out=out[:len(block)],
+                              dtype=np.float32)
+
+
+def _file_blocks(path: Path, subtype: str):
+    """``_float_blocks`` of the file, opened with libsndfile for as long as it is read."""
+    import soundfile as sf
+
+    with sf.SoundFile(os.fsencode(path)) as f:
+        yield from _float_blocks(f, subtype)
+
+
 def check_duration(info: AudioInfo, max_duration_s: float | None) -> None:
     """Refuse a file whose header says it is longer than ``max_duration_s``.
 
@@ -370,7 +514,8 @@ def check_duration(info: AudioInfo, max_duration_s: float | None) -> None:
 
 
 def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
-           max_duration_s: float | None = None, info: AudioInfo | None = None) -> DecodedAudio:
+           max_duration_s: float | None = None, info: AudioInfo | None = None,
+           image: WavImage | None = None) -> DecodedAudio:
     """Decode a file to a mono analysis signal and measure its loudness.
 
     Args:
@@ -378,15 +523,19 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
         sr: sample rate of the returned signal in Hz.
         max_duration_s: refuse files longer than this (checked from the header first).
         info: the file's header from ``probe`` when the caller already read it.
+        image: the file already read whole (``read_wav_image``); without it or ``info``, a
+            small plain WAV is read whole here.
 
     Raises:
         DecodeError: unreadable, corrupt, too long, or containing NaN/infinite samples.
         UnsupportedFormatError: not a format LoopMind decodes (and no ffmpeg for it).
     """
-    import soundfile as sf
-
     path = Path(os.fsdecode(path))
-    if info is None:
+    if image is None and info is None:
+        image = read_wav_image(path)
+    if image is not None:
+        info = image.info
+    elif info is None:
         info = probe(path)
     if info.format == "FFMPEG":
         return _ffmpeg_decode(path, info, sr=sr, max_duration_s=max_duration_s)
@@ -406,10 +555,11 @@ def decode(path: os.PathLike | str, *, sr: int = ANALYSIS_SR,
     e_mid = e_side = 0.0
     side = np.empty(BLOCK_FRAMES, dtype=np.float32)
     try:
-        with sf.SoundFile(os.fsencode(path)) as f:
+        blocks = _image_blocks(image) if image is not None else _file_blocks(path, info.subtype)
+        with closing(blocks):
             # only floating-point files can hold NaN or infinity
             check_finite = info.subtype in ("FLOAT", "DOUBLE", "VORBIS", "OPUS", "")
-            for block in _float_blocks(f, info.subtype):
+            for block in blocks:
                 if check_finite and not np.isfinite(block.sum(dtype=np.float64)):
                     raise DecodeError("contains NaN or infinite samples")
                 n_read += len(block)

@@ -70,14 +70,24 @@ def legacy_file_hash(path: str | os.PathLike) -> str:
         return hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
 
 
-def content_matches(path: str | os.PathLike, stored: str | None) -> tuple[str, bool]:
+def content_matches(path: str | os.PathLike, stored: str | None,
+                    data: bytes | None = None) -> tuple[str, bool]:
     """(the file's content hash, whether its content is the one ``stored`` names), with
-    ``stored`` of either form; a legacy one is checked in the same read."""
+    ``stored`` of either form; a legacy one is checked in the same read.
+
+    Args:
+        data: the file's bytes when the caller has read it whole (nothing is read then).
+    """
+    from blake3 import blake3
+
+    if data is not None:
+        h = blake3(data).hexdigest()
+        if is_legacy_hash(stored):
+            return h, hashlib.blake2b(data, digest_size=16).hexdigest() == stored
+        return h, h == stored
     if not is_legacy_hash(stored):
         h = file_hash(path)
         return h, h == stored
-    from blake3 import blake3
-
     new, old = blake3(), hashlib.blake2b(digest_size=16)
     buf = bytearray(1 << 18)
     view = memoryview(buf)
@@ -106,21 +116,25 @@ def process_file(path: str, *, known_hash: str | None = None,
         embedder_name: the embedder to run in the embed stage (None: no embedding yet).
     """
     from loopmind.library.analysis.segments import analyze_audio
-    from loopmind.library.audio import check_duration, decode, probe
+    from loopmind.library.audio import check_duration, decode, probe, read_wav_image
 
     t0 = time.perf_counter()
     result = FileResult(path=path)
     try:
         st = os.stat(path)
         result.size, result.mtime_ns = st.st_size, st.st_mtime_ns
-        # the header first: an hour-long file is refused before 600 MB are read for a hash
-        info = probe(path)
+        # a small plain WAV is read once, for the hash and the decoder
+        image = read_wav_image(path, st.st_size)
+        # else the header first: an hour-long file is refused before 600 MB are read for a
+        # hash
+        info = image.info if image is not None else probe(path)
         check_duration(info, max_duration_s)
-        result.content_hash, same = content_matches(path, known_hash)
+        result.content_hash, same = content_matches(
+            path, known_hash, data=image.data if image is not None else None)
         if same:
             result.unchanged = True
             return result
-        decoded = decode(path, sr=sr, max_duration_s=max_duration_s, info=info)
+        decoded = decode(path, sr=sr, max_duration_s=max_duration_s, info=info, image=image)
         info = decoded.info
         result.format, result.subtype = info.format, info.subtype
         result.sample_rate, result.channels = info.sr, info.channels

@@ -106,7 +106,8 @@ def test_block_resampler_equals_resample_poly_of_the_whole_signal(sr_in):
 
 
 @pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"),
-                                         ("WAV", "PCM_24"), ("WAV", "FLOAT")])
+                                         ("WAV", "PCM_24"), ("WAV", "FLOAT"),
+                                         ("WAV", "PCM_32"), ("WAVEX", "PCM_24")])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_decoded_samples_are_libsndfiles_float_samples(tmp_path, fmt, subtype, channels):
     """Over several read blocks (the read buffer is reused) the analysis signal at the native
@@ -121,7 +122,7 @@ def test_decoded_samples_are_libsndfiles_float_samples(tmp_path, fmt, subtype, c
     y = np.clip(rng.standard_normal((n, channels)) * 0.3, -1, 1)
     y[1000] = 1.0  # full scale: the largest 16-bit sample
     y[2000] = -1.0
-    path = tmp_path / f"x.{fmt.lower()}"
+    path = tmp_path / f"x.{'wav' if fmt == 'WAVEX' else fmt.lower()}"
     sf.write(path, y, sr, format=fmt, subtype=subtype)
     want, _ = sf.read(path, dtype="float32", always_2d=True)
     d = decode(path, sr=sr)
@@ -215,3 +216,73 @@ def test_a_long_file_is_metered_step_by_step(tmp_path):
         assert (d.loudness.running is not None) is running, seconds
         assert d.true_peak_db() == pytest.approx(-6.0, abs=0.3)
 
+
+
+def _riff(*chunks: tuple[bytes, bytes]) -> bytes:
+    body = b"WAVE" + b"".join(cid + len(data).to_bytes(4, "little") + data
+                              + (b"\0" if len(data) & 1 else b"") for cid, data in chunks)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def _chunks(path) -> list[tuple[bytes, bytes]]:
+    raw = path.read_bytes()
+    out, pos = [], 12
+    while pos + 8 <= len(raw):
+        size = int.from_bytes(raw[pos + 4:pos + 8], "little")
+        out.append((raw[pos:pos + 4], raw[pos + 8:pos + 8 + size]))
+        pos += 8 + size + (size & 1)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "WAVEX"])
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_plain_wav_read_whole_decodes_as_libsndfile_reads_it(tmp_path, fmt, subtype,
+                                                                 channels):
+    """A small plain WAV is read once into memory and its samples viewed in place
+    (``read_wav_image``); the decoded signal, header and loudness are exactly what the
+    libsndfile path gives, with an odd-sized chunk before the data as well."""
+    from loopmind.library.audio import BLOCK_FRAMES, read_wav_image
+
+    rng = np.random.default_rng(5)
+    y = np.clip(rng.standard_normal((BLOCK_FRAMES + 999, channels)) * 0.4, -1, 1)
+    plain = tmp_path / "plain.wav"
+    sf.write(plain, y, 48000, format=fmt, subtype=subtype)
+    chunks = _chunks(plain)
+    odd = tmp_path / "odd.wav"
+    odd.write_bytes(_riff(*chunks[:-1], (b"LIST", b"INFOabc"), chunks[-1]))
+    for path in (plain, odd):
+        image = read_wav_image(path)
+        assert image is not None and image.data == path.read_bytes()
+        via_sndfile = decode(path, info=probe(path))
+        via_image = decode(path, image=image)
+        assert via_image.info == via_sndfile.info == probe(path)
+        np.testing.assert_array_equal(via_image.y, via_sndfile.y)
+        np.testing.assert_array_equal(via_image.loudness.mean_square,
+                                      via_sndfile.loudness.mean_square)
+        assert via_image.true_peak_db() == via_sndfile.true_peak_db()
+
+
+def test_other_files_are_left_to_libsndfile(tmp_path, monkeypatch):
+    """Anything but a small, complete, plain WAV gets no image: other containers and
+    codecs, a streaming header (data size unknown), a data chunk before its format, a chunk
+    running past the end, and a file above the size limit; they decode as before."""
+    from loopmind.library import audio
+
+    y = _tone(22050, 0.5)
+    sf.write(tmp_path / "a.flac", y, 22050)
+    sf.write(tmp_path / "u8.wav", y, 22050, subtype="PCM_U8")
+    sf.write(tmp_path / "plain.wav", y, 22050)
+    fmt, data = _chunks(tmp_path / "plain.wav")
+    (tmp_path / "streaming.wav").write_bytes(
+        _riff(fmt) + b"data" + (0xFFFFFFFF).to_bytes(4, "little") + data[1])
+    (tmp_path / "data_first.wav").write_bytes(_riff(data, fmt))
+    (tmp_path / "cut.wav").write_bytes(_riff(fmt, data)[:-100])
+    for name in ("a.flac", "u8.wav", "data_first.wav", "cut.wav", "streaming.wav"):
+        assert audio.read_wav_image(tmp_path / name) is None, name
+    assert audio.read_wav_image(tmp_path / "plain.wav") is not None
+    monkeypatch.setattr(audio, "WAV_IMAGE_MAX_BYTES", 1000)
+    assert audio.read_wav_image(tmp_path / "plain.wav") is None
+    assert decode(tmp_path / "plain.wav").info.frames == len(y)
+    with pytest.raises(DecodeError, match="truncated"):
+        decode(tmp_path / "cut.wav")

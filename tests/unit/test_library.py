@@ -5,6 +5,7 @@ import os
 import shutil
 import sqlite3
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -355,6 +356,27 @@ def test_file_hash_is_blake3_of_the_content(tmp_path, size):
     assert content_matches(path, None) == (new, False)
     other = hashlib.blake2b(data + b"x", digest_size=16).hexdigest()
     assert content_matches(path, other) == (new, False)
+    # the same from the bytes a caller read whole (a plain WAV's image): nothing is read
+    path.unlink()
+    for stored, same in ((old, True), (new, True), (None, False), (other, False)):
+        assert content_matches(path, stored, data=data) == (new, same)
+
+
+def test_a_wav_read_whole_is_hashed_from_the_bytes_it_was_decoded_from(tmp_path):
+    """process_file reads a small plain WAV once: its content hash is still the file's,
+    and a known hash (of either form) still skips the analysis."""
+    from loopmind.library.audio import read_wav_image
+    from loopmind.library.pipeline import file_hash, legacy_file_hash, process_file
+
+    path = tmp_path / "loop.wav"
+    sf.write(path, np.random.default_rng(3).uniform(-0.5, 0.5, (22050, 2)), 22050)
+    assert read_wav_image(path) is not None
+    first = process_file(str(path))
+    assert first.error is None and first.segments and first.content_hash == file_hash(path)
+    for known in (file_hash(path), legacy_file_hash(path)):
+        again = process_file(str(path), known_hash=known)
+        assert again.unchanged and not again.segments
+        assert again.content_hash == file_hash(path)
 
 
 def _make_legacy(lib):
