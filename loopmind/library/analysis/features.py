@@ -11,7 +11,7 @@ the signal centre-padded by ``n_fft // 2``.
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -64,6 +64,14 @@ def sparse_mel(sr: int, n_fft: int, n_mels: int):
 
         _SPARSE_MEL_CACHE[key] = sparse.csr_matrix(cached_mel(sr, n_fft, n_mels))
     return _SPARSE_MEL_CACHE[key]
+
+
+@lru_cache(maxsize=8)
+def periodic_hann(n: int) -> np.ndarray:
+    """The periodic Hann window of ``n`` samples, float32, read-only (made once per size)."""
+    w = np.hanning(n + 1)[:-1].astype(np.float32)
+    w.setflags(write=False)
+    return w
 
 
 def frame_signal(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
@@ -133,7 +141,7 @@ class Spectrogram:
         from scipy import fft
 
         frames = frame_signal(self.y, n_fft=self.n_fft, hop_length=self.hop_length)
-        window = np.hanning(self.n_fft + 1)[:-1].astype(np.float32)
+        window = periodic_hann(self.n_fft)
         # scipy's FFT keeps float32 in single precision and is ~3x faster here than numpy's
         spec = fft.rfft(frames * window, axis=1, overwrite_x=True)
         return np.abs(spec).T  # float32 (abs of complex64); a transposed view, no copy

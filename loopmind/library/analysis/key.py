@@ -70,7 +70,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from loopmind.library.analysis.features import Spectrogram
+from loopmind.library.analysis.features import Spectrogram, periodic_hann
 
 TONICS: tuple[str, ...] = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 KEYS: list[str] = [f"{t} major" for t in TONICS] + [f"{t} minor" for t in TONICS]
@@ -369,7 +369,7 @@ def _spectral_peaks(y: np.ndarray, sr: float):
     if len(yp) < n_fft:
         yp = np.pad(yp, (0, n_fft - len(yp)))
     all_frames = np.lib.stride_tricks.sliding_window_view(yp, n_fft)[::hop]
-    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
+    window = periodic_hann(n_fft)
     k0 = max(int(np.ceil(_FMIN_HZ * n_fft / sr)), 13)
     k1 = min(int(_FMAX_HZ * n_fft / sr) + 1, n_fft // 2 + 1 - 13)
     ks = np.arange(k0, k1)
