@@ -135,6 +135,7 @@ def process_file(path: str, *, known_hash: str | None = None,
             result.unchanged = True
             return result
         decoded = decode(path, sr=sr, max_duration_s=max_duration_s, info=info, image=image)
+        image = None  # up to 32 MB of file bytes, not needed by the analysis
         info = decoded.info
         result.format, result.subtype = info.format, info.subtype
         result.sample_rate, result.channels = info.sr, info.channels
