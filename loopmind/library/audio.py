@@ -136,6 +136,21 @@ def _check_readable(path: Path) -> int:
     return st.st_size
 
 
+def _riff_chunks(header_at, size: int):
+    """(chunk id, offset of its body, its declared size) of each chunk of a RIFF file of
+    ``size`` bytes, after the 12-byte RIFF/WAVE header, in file order; ``header_at(pos)``
+    gives the 8 bytes at ``pos``. A chunk may declare more bytes than the file holds: the
+    caller decides what that means."""
+    pos = 12
+    while pos + 8 <= size:
+        hdr = header_at(pos)
+        if len(hdr) < 8:
+            return
+        csize = int.from_bytes(hdr[4:8], "little")
+        yield hdr[:4], pos + 8, csize
+        pos += 8 + csize + (csize & 1)
+
+
 def _check_wav_complete(path: Path, size: int) -> None:
     """Refuse a WAV whose data chunk is shorter than its header says.
 
@@ -143,28 +158,22 @@ def _check_wav_complete(path: Path, size: int) -> None:
     otherwise look like a shorter sound. Streaming writers put 0 or 0xFFFFFFFF in the size
     field; those mean "unknown" and pass.
     """
-    import struct
-
     try:
         with open(path, "rb") as fh:
-            fh.seek(12)
-            pos = 12
-            while pos + 8 <= size:
-                hdr = fh.read(8)
-                if len(hdr) < 8:
-                    return
-                cid, csize = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+            def header_at(pos: int) -> bytes:
+                fh.seek(pos)
+                return fh.read(8)
+
+            for cid, body, csize in _riff_chunks(header_at, size):
                 if cid == b"data":
                     if csize in (0, 0xFFFFFFFF):
                         return
-                    have = size - (pos + 8)
+                    have = size - body
                     if have < csize:
                         raise DecodeError(
                             f"truncated: the header promises {csize} bytes of audio, "
                             f"the file holds {max(have, 0)}")
                     return
-                pos += 8 + csize + (csize & 1)
-                fh.seek(pos)
     except OSError:
         return
 
@@ -426,11 +435,7 @@ def _parse_wav(data: bytes) -> tuple[AudioInfo, int] | None:
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
     fmt = None
-    pos = 12
-    while pos + 8 <= len(data):
-        cid = data[pos:pos + 4]
-        csize = int.from_bytes(data[pos + 4:pos + 8], "little")
-        body = pos + 8
+    for cid, body, csize in _riff_chunks(lambda pos: data[pos:pos + 8], len(data)):
         if body + csize > len(data):
             return None  # a chunk running past the end (a truncated file, among others)
         if cid == b"fmt ":
@@ -456,7 +461,6 @@ def _parse_wav(data: bytes) -> tuple[AudioInfo, int] | None:
                 return None
             return AudioInfo(format=container, subtype=subtype, sr=sr, channels=channels,
                              frames=frames), body
-        pos = body + csize + (csize & 1)
     return None
 
 
